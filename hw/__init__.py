@@ -1,0 +1,1 @@
+"""Hardware side of pqhw: QONNX -> FINN front-end -> integer graph -> RTL -> bitstream -> report."""

@@ -1,0 +1,59 @@
+"""The `pqhw` command: parses arguments, calls library functions, prints. No logic of its own."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from hw.errors import UserError
+
+# Subcommands live beside the code they drive; each module exposes a click command or group named `cli`.
+SUBCOMMANDS = {
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when it is used, so `pqhw --help` stays fast."""
+
+    def list_commands(self, ctx):
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in SUBCOMMANDS:
+            return None
+        return importlib.import_module(SUBCOMMANDS[name]).cli
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for user errors.")
+@click.pass_context
+def group(ctx, debug):
+    """pqhw: pruned and quantized networks to verified FPGA accelerators."""
+    ctx.obj = {"debug": debug}
+
+
+def main(argv=None):
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        group.main(args=argv, prog_name="pqhw", standalone_mode=False)
+    except UserError as err:
+        if debug:
+            raise
+        click.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except SystemExit:
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training side of pqhw: Brevitas quantizers and layers, the papers' methods, data, cost models."""
