@@ -1,0 +1,69 @@
+"""Reading and writing run directories: model.pt, checkpoint.pt, metrics.json, written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from hw.errors import UserError
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def load_torch(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: not found; train first with `pqhw train CONFIG --out DIR`")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a damaged file
+        raise UserError(f"{path}: corrupted or not a pqhw checkpoint ({type(err).__name__})") from None
+    if not isinstance(obj, dict) or "state_dict" not in obj or "config" not in obj:
+        raise UserError(f"{path}: not a pqhw checkpoint (expects keys state_dict and config)")
+    return obj
+
+
+def load_run(run_dir: Path):
+    """The trained model of a run directory, in eval mode, with its config and split."""
+    from quant.config import parse_config
+    from quant.data import load_dataset
+    from quant.layers import build_model
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: run directory not found")
+    ckpt = load_torch(run_dir / "model.pt")
+    cfg = parse_config(ckpt["config"], str(run_dir / "model.pt"))
+    split = load_dataset(cfg.dataset)
+    model = build_model(cfg.model, split.features, split.classes)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        raise UserError(f"{run_dir / 'model.pt'}: weights do not match its config "
+                        f"({str(err).splitlines()[0]})") from None
+    for name, t in ckpt["state_dict"].items():
+        if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all():
+            raise UserError(f"{run_dir / 'model.pt'}: tensor {name} holds NaN or infinite values")
+    model.eval()
+    return model, cfg, split

@@ -1,0 +1,118 @@
+"""Typed, validated run configuration loaded from YAML; a typo in a key is an error, never a default."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hw.errors import UserError
+from quant.quantizers import act_quant, weight_quant
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetConfig(_Strict):
+    name: Literal["digits", "mnist", "cifar10"] = "digits"
+    data_dir: Path | None = None
+    input_bits: int = Field(4, ge=1, le=8, description="pixels enter the accelerator as UINT<input_bits>")
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    split_seed: int = 0
+
+
+class LinearLayer(_Strict):
+    kind: Literal["linear"] = "linear"
+    features: int = Field(gt=0)
+    weight: str
+    act: str | None = Field(None, description="activation after batch norm; none on the last layer")
+
+    @field_validator("weight")
+    @classmethod
+    def _weight(cls, v):
+        weight_quant(v)
+        return v
+
+    @field_validator("act")
+    @classmethod
+    def _act(cls, v):
+        if v is not None:
+            act_quant(v)
+        return v
+
+
+class ConvLayer(_Strict):
+    """Schema of a convolution; training and hardware for it are not implemented yet (see README)."""
+
+    kind: Literal["conv"]
+    channels: int = Field(gt=0)
+    kernel: int = Field(3, gt=0)
+    weight: str
+    act: str | None = None
+    pool: int = 1
+
+
+Layer = Annotated[Union[LinearLayer, ConvLayer], Field(discriminator="kind")]
+
+
+class ModelConfig(_Strict):
+    layers: list[Layer] = Field(min_length=1)
+
+
+class TrainingConfig(_Strict):
+    epochs: int = Field(30, ge=1)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(0.01, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    seed: int = 0
+    float_baseline: bool = Field(False, description="also train the same topology in float and report it")
+
+
+class RunConfig(_Strict):
+    name: str = "run"
+    dataset: DatasetConfig = DatasetConfig()
+    model: ModelConfig
+    training: TrainingConfig = TrainingConfig()
+
+
+def _first_error(err: ValidationError) -> str:
+    e = err.errors()[0]
+    where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    if e["type"] == "extra_forbidden":
+        return f"unknown key {where!r}"
+    msg = e["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{where}: {msg}"
+
+
+def parse_config(data: dict, source: str = "<config>") -> RunConfig:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a config is a YAML mapping with keys dataset, model, training")
+    try:
+        cfg = RunConfig.model_validate(data)
+    except ValidationError as err:
+        raise UserError(f"{source}: {_first_error(err)}") from None
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
+    if cfg.model.layers[-1].act is not None:
+        raise UserError(f"{source}: model.layers.{len(cfg.model.layers) - 1}.act: the last layer has no "
+                        "activation (its outputs go to the arg-max)")
+    for i, layer in enumerate(cfg.model.layers[:-1]):
+        if layer.act is None:
+            raise UserError(f"{source}: model.layers.{i}.act: hidden layers need an activation quantizer")
+    return cfg
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_config(data, str(path))

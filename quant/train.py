@@ -1,0 +1,132 @@
+"""Quantization-aware training of a config: progress, a checkpoint every epoch, resumable, deterministic."""
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from hw.errors import UserError
+from quant.checkpoint import atomic_torch_save, load_torch, write_json
+from quant.config import RunConfig
+from quant.data import Split, load_dataset
+from quant.layers import build_model
+from quant.quantizers import weight_bits
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = model(torch.as_tensor(x, dtype=torch.float32)).argmax(dim=1).numpy()
+    return float((pred == y).mean())
+
+
+def _optimizer(model, tc):
+    if tc.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=0.9, weight_decay=tc.weight_decay)
+
+
+def fit(model: nn.Module, split: Split, tc, progress: Progress | None = None, label: str = "train",
+        state: dict | None = None, on_epoch=None) -> None:
+    """Trains in place; `state` (from a checkpoint) restores optimizer, schedule, epoch and RNG."""
+    opt = _optimizer(model, tc)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tc.epochs)
+    start = 0
+    gen = torch.Generator().manual_seed(tc.seed)
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        start = state["epoch"]
+    x = torch.as_tensor(split.x_train, dtype=torch.float32)
+    y = torch.as_tensor(split.y_train)
+    loss_fn = nn.CrossEntropyLoss()
+    task = progress.add_task(label, total=tc.epochs, completed=start) if progress else None
+    for epoch in range(start, tc.epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), tc.batch_size):
+            idx = order[i:i + tc.batch_size]
+            if len(idx) < 2:  # batch norm needs two samples
+                continue
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+        sched.step()
+        if not torch.isfinite(loss):
+            raise UserError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower training.lr")
+        if progress:
+            progress.update(task, advance=1, description=f"{label} loss {loss.item():.3f}")
+        if on_epoch:
+            on_epoch(epoch + 1, {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                                 "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                                 "epoch": epoch + 1})
+
+
+def weight_bits_total(cfg: RunConfig, model) -> int:
+    return sum(l.weight.numel() * weight_bits(spec.weight)
+               for l, spec in zip(model.quant_linears(), cfg.model.layers))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeRemainingColumn(), transient=True)
+
+
+def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress: bool = True) -> dict:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    split = load_dataset(cfg.dataset)
+    seed_everything(cfg.training.seed)
+    model = build_model(cfg.model, split.features, split.classes)
+    state, elapsed = None, 0.0
+    if resume and ckpt_path.is_file():
+        ckpt = load_torch(ckpt_path)
+        if ckpt["config"] != cfg.model_dump(mode="json"):
+            raise UserError(f"{ckpt_path}: checkpoint was made with another config; drop --resume or "
+                            "use a fresh --out directory")
+        model.load_state_dict(ckpt["state_dict"])
+        state, elapsed = ckpt["train_state"], ckpt["train_seconds"]
+    config_json = cfg.model_dump(mode="json")
+    t0 = time.perf_counter()
+
+    def save_checkpoint(epoch, train_state):
+        atomic_torch_save({"state_dict": model.state_dict(), "config": config_json, "train_state": train_state,
+                           "train_seconds": elapsed + time.perf_counter() - t0}, ckpt_path)
+
+    with _progress() as progress:
+        fit(model, split, cfg.training, progress if show_progress else None, cfg.name, state, save_checkpoint)
+        train_seconds = elapsed + time.perf_counter() - t0
+        metrics = {
+            "name": cfg.name,
+            "test_accuracy": accuracy(model, split.x_test, split.y_test),
+            "train_accuracy": accuracy(model, split.x_train, split.y_train),
+            "train_seconds": round(train_seconds, 3),
+            "epochs": cfg.training.epochs,
+            "params": sum(l.weight.numel() for l in model.quant_linears()),
+            "weight_bits_total": weight_bits_total(cfg, model),
+        }
+        if cfg.training.float_baseline:
+            seed_everything(cfg.training.seed)
+            fmodel = build_model(cfg.model, split.features, split.classes, quantized=False)
+            fit(fmodel, split, cfg.training, progress if show_progress else None, f"{cfg.name} (float)")
+            metrics["float_accuracy"] = accuracy(fmodel, split.x_test, split.y_test)
+    metrics["compression_vs_float32"] = round(32 * metrics["params"] / metrics["weight_bits_total"], 2)
+    atomic_torch_save({"state_dict": model.state_dict(), "config": config_json, "metrics": metrics},
+                      out_dir / "model.pt")
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
