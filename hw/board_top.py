@@ -1,0 +1,112 @@
+"""The UART board top around a generated accelerator: stream parameters from the graph, Verilog from Jinja2.
+
+The accelerator (`pqhw_top`, written by hw/emit.py into DIR/rtl) streams one input beat of SIMD elements at a
+time and answers one class index per image; the board top feeds it from a UART and sends the class back.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import jinja2
+
+from boards.registry import Board
+from hw.errors import UserError
+from hw.ir import Graph, dtype_bits
+
+RTL_DIR = Path(__file__).resolve().parent / "rtl"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+WRAPPER_RTL = ("uart_rx.sv", "uart_tx.sv", "uart_stream_bridge.sv")
+BOARD_TOP = "pqhw_board_top"
+HEADER = 0xA5  # first byte of every host-to-board frame
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """What the bridge must know about the accelerator's ports."""
+
+    elem_bits: int  # bits per input element
+    simd: int  # input elements per beat
+    frame_elems: int  # input elements per image
+    out_bits: int  # bits of the class index on the output stream
+    num_classes: int
+
+    @property
+    def in_width(self) -> int:
+        return self.elem_bits * self.simd
+
+
+def stream_shape(graph: Graph) -> StreamShape:
+    """Input/output stream shape of a graph that ends in a top-1 label select (the board returns a class)."""
+    if not graph.layers:
+        raise UserError("graph has no layers; nothing to wrap in a board top")
+    last = graph.layers[-1]
+    if last.kind != "label_select" or last.k != 1:
+        raise UserError(f"layer {last.name}: the board top returns one class per image, so the graph must end "
+                        f"in a label_select with k=1 (got {last.kind}{'' if last.kind != 'label_select' else f' k={last.k}'})")
+    elem_bits = dtype_bits(graph.input_dtype)
+    if elem_bits > 8:
+        raise UserError(f"input datatype {graph.input_dtype}: the UART protocol carries one element per byte, "
+                        f"so inputs must be 8 bits or narrower")
+    out_bits = dtype_bits(last.output_dtype)
+    if last.channels > 256 or out_bits > 8:
+        raise UserError(f"layer {last.name}: {last.channels} classes do not fit the one-byte answer (at most 256)")
+    first = graph.layers[0]
+    frame_elems = math.prod(graph.input_shape)
+    if frame_elems % first.in_fold:
+        raise UserError(f"layer {first.name}: {frame_elems} input elements are not a multiple of its input "
+                        f"parallelism {first.in_fold}")
+    return StreamShape(elem_bits=elem_bits, simd=first.in_fold, frame_elems=frame_elems, out_bits=out_bits,
+                       num_classes=last.channels)
+
+
+def clks_per_bit(clock_mhz: float, baud: int) -> int:
+    """Clock cycles per UART bit; refuses rates whose rounding error would corrupt bytes (> 2 %)."""
+    ratio = clock_mhz * 1e6 / baud
+    cycles = round(ratio)
+    if cycles < 4 or abs(cycles - ratio) / ratio > 0.02:
+        raise UserError(f"{baud} baud cannot be made from a {clock_mhz:g} MHz clock (ratio {ratio:.2f}); "
+                        f"choose a lower baud rate")
+    return cycles
+
+
+def render_board_top(shape: StreamShape, *, clks_per_bit: int, clock_mhz: float, baud: int, title: str,
+                     accel_module: str = "pqhw_top", clk_port: str = "clk", rst_port: str = "rst",
+                     rst_active_low: bool = False) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    return env.get_template("board_top.sv.j2").render(
+        module=BOARD_TOP, board_title=title, clock_mhz=f"{clock_mhz:g}", baud=baud, header=HEADER,
+        clks_per_bit=clks_per_bit, accel_module=accel_module, clk_port=clk_port, rst_port=rst_port,
+        rst_active_low=rst_active_low, **{k: v for k, v in asdict(shape).items() if k != "num_classes"})
+
+
+def accelerator_sources(hw_dir: Path) -> list[Path]:
+    """The accelerator's Verilog in DIR/rtl, packages first (they must be read before their users)."""
+    rtl = Path(hw_dir) / "rtl"
+    files = sorted(p for p in rtl.glob("*.sv") if p.is_file()) + sorted(p for p in rtl.glob("*.v") if p.is_file())
+    if not files:
+        raise UserError(f"{rtl}: no Verilog found; run `pqhw compile` to generate the accelerator first")
+    # The wrapper's own files are added by board_sources; a copy of them in DIR/rtl is not read twice.
+    files = [p for p in files if p.name not in WRAPPER_RTL and p.stem != BOARD_TOP]
+    return sorted(files, key=lambda p: (not p.stem.endswith("_pkg"), p.name))
+
+
+def board_sources(hw_dir: Path, board: Board, work: Path, *, baud: int | None = None,
+                  clks: int | None = None) -> tuple[list[Path], str]:
+    """Render the board top for `board` into `work`; return every source to synthesise and the top name."""
+    hw_dir = Path(hw_dir)
+    graph = Graph.load(hw_dir / "graph.json")
+    shape = stream_shape(graph)
+    if board.uart is None:
+        raise UserError(f"board {board.name} has no UART pins for the board top")
+    baud = baud or board.uart.baud
+    clks = clks or clks_per_bit(board.clock.mhz, baud)
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    top_file = work / f"{BOARD_TOP}.sv"
+    top_file.write_text(render_board_top(shape, clks_per_bit=clks, clock_mhz=board.clock.mhz, baud=baud,
+                                         title=board.title))
+    wrapper = [RTL_DIR / name for name in WRAPPER_RTL]
+    return accelerator_sources(hw_dir) + wrapper + [top_file], BOARD_TOP
