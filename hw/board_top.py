@@ -14,6 +14,7 @@ import jinja2
 from boards.registry import Board
 from hw.errors import UserError
 from hw.ir import Graph, dtype_bits
+from hw.layer_rtl import dtype_fmt, label_select_rtl
 
 RTL_DIR = Path(__file__).resolve().parent / "rtl"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -49,7 +50,7 @@ def stream_shape(graph: Graph) -> StreamShape:
     if elem_bits > 8:
         raise UserError(f"input datatype {graph.input_dtype}: the UART protocol carries one element per byte, "
                         f"so inputs must be 8 bits or narrower")
-    out_bits = dtype_bits(last.output_dtype)
+    out_bits = label_select_rtl(last, dtype_fmt(last.input_dtype)).out_fmt.bits
     if last.channels > 256 or out_bits > 8:
         raise UserError(f"layer {last.name}: {last.channels} classes do not fit the one-byte answer (at most 256)")
     first = graph.layers[0]
@@ -72,13 +73,14 @@ def clks_per_bit(clock_mhz: float, baud: int) -> int:
 
 
 def render_board_top(shape: StreamShape, *, clks_per_bit: int, clock_mhz: float, baud: int, title: str,
-                     accel_module: str = "pqhw_top", clk_port: str = "clk", rst_port: str = "rst",
-                     rst_active_low: bool = False) -> str:
+                     accel_module: str = "pqhw_top", accel_params: dict | None = None, clk_port: str = "clk",
+                     rst_port: str = "rst", rst_active_low: bool = False) -> str:
+    """Verilog of the board top; accel_params are parameter overrides for the accelerator instance."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True)
     return env.get_template("board_top.sv.j2").render(
         module=BOARD_TOP, board_title=title, clock_mhz=f"{clock_mhz:g}", baud=baud, header=HEADER,
-        clks_per_bit=clks_per_bit, accel_module=accel_module, clk_port=clk_port, rst_port=rst_port,
+        clks_per_bit=clks_per_bit, accel_module=accel_module, accel_params=accel_params or {}, clk_port=clk_port, rst_port=rst_port,
         rst_active_low=rst_active_low, **{k: v for k, v in asdict(shape).items() if k != "num_classes"})
 
 
