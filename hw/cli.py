@@ -8,8 +8,12 @@ import click
 
 from hw.errors import UserError
 
-# Subcommands live beside the code they drive; each module exposes a click command or group named `cli`.
+# Subcommands live beside the code they drive: name -> "module" (its `cli`) or "module:attribute".
 SUBCOMMANDS = {
+    "train": "quant.commands:train",
+    "export": "quant.commands:export",
+    "compile": "hw.compile",
+    "demo": "hw.demo",
 }
 
 
@@ -22,7 +26,8 @@ class LazyGroup(click.Group):
     def get_command(self, ctx, name):
         if name not in SUBCOMMANDS:
             return None
-        return importlib.import_module(SUBCOMMANDS[name]).cli
+        module, _, attr = SUBCOMMANDS[name].partition(":")
+        return getattr(importlib.import_module(module), attr or "cli")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,6 +39,9 @@ def group(ctx, debug):
 
 
 def main(argv=None):
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)  # library chatter (brevitas, torch.onnx)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         group.main(args=argv, prog_name="pqhw", standalone_mode=False)

@@ -14,6 +14,7 @@ from hw.errors import UserError
 from quant.checkpoint import atomic_torch_save, load_torch, write_json
 from quant.config import RunConfig
 from quant.data import Split, load_dataset
+from quant.export import classes_from_logits
 from quant.layers import build_model
 from quant.quantizers import weight_bits
 
@@ -27,7 +28,7 @@ def seed_everything(seed: int) -> None:
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     model.eval()
     with torch.no_grad():
-        pred = model(torch.as_tensor(x, dtype=torch.float32)).argmax(dim=1).numpy()
+        pred = classes_from_logits(model(torch.as_tensor(x, dtype=torch.float32)).numpy())
     return float((pred == y).mean())
 
 

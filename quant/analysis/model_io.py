@@ -64,7 +64,11 @@ def _torch_weights(path: Path, unsafe_pickle: bool) -> dict[str, np.ndarray]:
 
 
 def _onnx_weights(path: Path) -> dict[str, np.ndarray]:
-    """Initializers (or Constant outputs) feeding MatMul/Gemm/Conv or a QONNX Quant node."""
+    """Initializers (or Constant outputs) feeding MatMul/Gemm/Conv or a QONNX Quant node.
+
+    MatMul and Gemm (transB=0) keep weights as (in, out); they are transposed to torch's (out, in) so that
+    per-layer analysis sees every model in one layout.
+    """
     import onnx
     from onnx import numpy_helper
 
@@ -77,6 +81,10 @@ def _onnx_weights(path: Path) -> dict[str, np.ndarray]:
     for node in model.graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             tensors[node.output[0]] = node.attribute[0].t
+    consumers: dict[str, list] = {}
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, i))
     weights = {}
     for node in model.graph.node:
         if node.op_type not in WEIGHT_CONSUMERS:
@@ -85,5 +93,19 @@ def _onnx_weights(path: Path) -> dict[str, np.ndarray]:
             if name in tensors and name not in weights:
                 arr = numpy_helper.to_array(tensors[name])
                 if np.issubdtype(arr.dtype, np.floating) and arr.ndim >= 2:
-                    weights[name] = arr.astype(np.float64)
+                    transpose = _stored_in_by_out(node, name, consumers)
+                    weights[name] = (arr.T if transpose else arr).astype(np.float64)
     return weights
+
+
+def _stored_in_by_out(node, name: str, consumers: dict) -> bool:
+    """True when the matrix multiplying this tensor stores it as (in, out), following Quant nodes."""
+    if node.op_type in ("Quant", "BipolarQuant", "Trunc"):
+        uses = consumers.get(node.output[0], [])
+        return bool(uses) and _stored_in_by_out(uses[0][0], node.output[0], consumers)
+    if node.op_type == "MatMul":
+        return len(node.input) > 1 and node.input[1] == name
+    if node.op_type == "Gemm" and len(node.input) > 1 and node.input[1] == name:
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return trans_b == 0
+    return False

@@ -137,7 +137,8 @@ def compare(dist: Distribution, bits: int, grid: str = DEFAULT_GRID) -> dict:
     p = prune(dist, prune_ratio(bits))
     return {"dist": dist.name, "params": dict(dist.params), "kurtosis": kurtosis(dist), "bits": bits,
             "grid": grid, "prune_ratio": p.ratio, "snr_quant_db": q.snr_db, "snr_prune_db": p.snr_db,
-            "quant_scale": q.scale, "prune_threshold": p.threshold}
+            "quant_scale": q.scale, "prune_threshold": p.threshold,
+            "quant_mse": q.mse, "prune_mse": p.mse}
 
 
 def monte_carlo(dist: Distribution, bits: int, grid: str = DEFAULT_GRID, n: int = 1_000_000,

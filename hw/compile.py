@@ -1,0 +1,156 @@
+"""`pqhw compile`: QONNX model -> verified FINN HW graph -> folded integer graph (graph.json, compile.json).
+
+The output directory is built beside its final place and renamed into it, so an interrupted compile never
+leaves a graph that a later step would trust.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from hw.errors import UserError
+from hw.finn_flow import finn_environment, load_model, run_flow
+from hw.folding import apply_folding_file, apply_to_finn, expected_cycles_per_frame, fold_for_fps, layer_cycles
+from hw.from_finn import graph_from_finn
+from hw.ir import MVAU, Graph, dtype_range
+from hw.reference import run_graph
+
+ESTIMATE_PART = "xc7z020clg400-1"  # FINN's estimates are per Xilinx part; a Zynq-7020 as the anchor
+
+
+def sample_vectors(model_path: Path, graph_input_dtype: str, shape, rng_seed: int = 0):
+    """The dataset's test split when the model sits in a pqhw run directory, plus random vectors."""
+    run_dir = Path(model_path).parent
+    tests = None
+    if (run_dir / "model.pt").is_file():
+        from quant.checkpoint import load_run
+
+        _, _, split = load_run(run_dir)
+        tests = split.x_test, split.y_test
+    lo, hi = dtype_range(graph_input_dtype)
+    rand = np.random.default_rng(rng_seed).integers(lo, hi + 1, size=(64, *shape))
+    return tests, rand
+
+
+def finn_estimates(hw_model, graph: Graph) -> tuple[dict, dict]:
+    """FINN's exp_cycles and LUT estimates on a specialised copy, keyed by our layer names."""
+    from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
+    from finn.analysis.fpgadataflow.res_estimation import res_estimation
+    from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
+
+    folded = apply_to_finn(hw_model.transform(_Identity()), graph)
+    spec = folded.transform(SpecializeLayers(ESTIMATE_PART))
+    names = [n.name for n in spec.graph.node]
+    cycles = spec.analysis(exp_cycles_per_layer)
+    res = spec.analysis(lambda m: res_estimation(m, ESTIMATE_PART))
+    ours = [l.name for l in graph.layers]
+    return ({o: int(cycles[n]) for o, n in zip(ours, names)},
+            {o: int(res[n]["LUT"]) for o, n in zip(ours, names)})
+
+
+class _Identity:
+    """A no-op transformation: ModelWrapper.transform returns a deep copy we may change."""
+
+    def apply(self, model):
+        return model, False
+
+
+def compile_report(graph: Graph, clock_mhz: float, finn_cycles: dict, finn_luts: dict) -> dict:
+    layers = []
+    for l in graph.layers:
+        row = {"name": l.name, "kind": l.kind, "pe": l.pe, "input_dtype": l.input_dtype,
+               "output_dtype": l.output_dtype, "expected_cycles": layer_cycles(l),
+               "finn_exp_cycles": finn_cycles.get(l.name), "finn_est_luts": finn_luts.get(l.name)}
+        if isinstance(l, MVAU):
+            row.update(mode=l.mode, mh=l.mh, mw=l.mw, simd=l.simd, weight_dtype=l.weight_dtype,
+                       acc_dtype=l.acc_dtype)
+        else:
+            row.update(mh=l.out_channels, mw=l.in_channels, simd=None, weight_dtype=None)
+        layers.append(row)
+    cycles = expected_cycles_per_frame(graph)
+    return {"layers": layers, "expected_cycles_per_frame": cycles, "clock_mhz": clock_mhz,
+            "expected_fps": round(clock_mhz * 1e6 / cycles, 1)}
+
+
+def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = None, clock_mhz: float = 100.0,
+                  folding_file: Path | None = None, progress=None) -> dict:
+    t0 = time.perf_counter()
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    model = load_model(model_path)
+    iname = model.graph.input[0].name
+    dt = model.get_tensor_datatype(iname).name
+    if not (dt.startswith("INT") or dt.startswith("UINT") or dt in ("BINARY", "BIPOLAR")):
+        raise UserError(f"{model_path}: graph input {iname!r} has datatype {dt}; declare an integer datatype "
+                        "(e.g. UINT4) with qonnx's set_tensor_datatype")
+    shape = [int(d) for d in model.get_tensor_shape(iname)[1:]]
+    tests, rand = sample_vectors(model_path, dt, shape)
+    samples = rand if tests is None else np.concatenate([tests[0].reshape(len(tests[0]), *shape), rand])
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        hw_model, record = run_flow(model, samples, staging / "finn_build", on_step=progress)
+        graph = graph_from_finn(hw_model)
+        ref = run_graph(graph, samples)[:, 0]
+        from hw.finn_flow import execute_classes
+
+        with finn_environment(staging / "finn_build"):
+            finn = execute_classes(hw_model, samples)[:, 0]
+        bad = np.nonzero(ref != finn)[0]
+        if len(bad):
+            raise RuntimeError(f"numpy reference differs from FINN execution on {len(bad)} vectors "
+                               f"(first: vector {bad[0]}: {ref[bad[0]]} vs {finn[bad[0]]})")
+        if folding_file is not None:
+            graph = apply_folding_file(graph, folding_file)
+        elif target_fps is not None:
+            graph = fold_for_fps(graph, target_fps, clock_mhz)
+        with finn_environment(staging / "finn_build"):
+            finn_cycles, finn_luts = finn_estimates(hw_model, graph)
+            hw_model.save(str(staging / "finn_hw.onnx"))
+        graph.save(staging / "graph.json")
+        report = compile_report(graph, clock_mhz, finn_cycles, finn_luts)
+        report.update(model=str(model_path), flow_steps=record, reference_vs_finn_vectors=len(samples),
+                      reference_vs_finn_mismatches=0, compile_seconds=round(time.perf_counter() - t0, 2))
+        (staging / "compile.json").write_text(json.dumps(report, indent=2) + "\n")
+        if tests is not None:
+            np.savez(staging / "test_vectors.npz", x=tests[0], y=tests[1], classes=ref[:len(tests[0])])
+        shutil.rmtree(staging / "finn_build", ignore_errors=True)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+@click.command("compile")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Output directory.")
+@click.option("--target-fps", type=float, default=None, help="Frames per second to reach (cheapest folding).")
+@click.option("--clock-mhz", type=float, default=100.0, show_default=True, help="Clock for --target-fps.")
+@click.option("--folding", "folding_file", type=click.Path(path_type=Path), default=None,
+              help="Explicit folding JSON: {layer: {pe, simd}}.")
+def cli(model, out_dir, target_fps, clock_mhz, folding_file):
+    """Compile a QONNX model into a folded integer graph (graph.json, compile.json)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    with console.status("FINN front-end") as status:
+        report = compile_model(model, out_dir, target_fps, clock_mhz, folding_file,
+                               progress=lambda s: status.update(f"FINN front-end: {s} verified"))
+    table = Table(title=f"{out_dir} ({report['expected_cycles_per_frame']} cycles/frame, "
+                        f"{report['expected_fps']:.0f} fps at {clock_mhz} MHz)")
+    for col in ("layer", "kind", "MH x MW", "PE", "SIMD", "weights", "in", "out", "cycles", "FINN cycles",
+                "FINN LUTs"):
+        table.add_column(col)
+    for l in report["layers"]:
+        table.add_row(l["name"], l.get("mode", l["kind"]), f"{l['mh']} x {l['mw']}", str(l["pe"]),
+                      str(l["simd"] or "-"), str(l["weight_dtype"] or "-"), l["input_dtype"], l["output_dtype"],
+                      str(l["expected_cycles"]), str(l["finn_exp_cycles"]), str(l["finn_est_luts"]))
+    console.print(table)
