@@ -48,7 +48,7 @@ def load_run(run_dir: Path):
     """The trained model of a run directory, in eval mode, with its config and split."""
     from quant.config import parse_config
     from quant.data import load_dataset
-    from quant.layers import build_model
+    from quant.methods import make_model
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -56,7 +56,7 @@ def load_run(run_dir: Path):
     ckpt = load_torch(run_dir / "model.pt")
     cfg = parse_config(ckpt["config"], str(run_dir / "model.pt"))
     split = load_dataset(cfg.dataset)
-    model = build_model(cfg.model, split.features, split.classes)
+    model = make_model(cfg, split.image_shape, split.classes)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:

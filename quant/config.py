@@ -76,6 +76,13 @@ class RunConfig(_Strict):
     dataset: DatasetConfig = DatasetConfig()
     model: ModelConfig
     training: TrainingConfig = TrainingConfig()
+    method: dict | None = Field(None, description="a paper's training method; see quant/methods/__init__.py")
+
+    def method_parts(self):
+        """(module, validated method config), or (None, None) for plain quantization-aware training."""
+        from quant.methods import method_config
+
+        return method_config(self.method) if self.method is not None else (None, None)
 
 
 def _first_error(err: ValidationError) -> str:
@@ -104,6 +111,12 @@ def parse_config(data: dict, source: str = "<config>") -> RunConfig:
     for i, layer in enumerate(cfg.model.layers[:-1]):
         if layer.act is None:
             raise UserError(f"{source}: model.layers.{i}.act: hidden layers need an activation quantizer")
+    try:
+        cfg.method_parts()
+    except ValidationError as err:
+        raise UserError(f"{source}: method.{_first_error(err)}") from None
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
     return cfg
 
 

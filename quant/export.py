@@ -23,7 +23,7 @@ def logit_scale(model) -> float:
     """Scale of one integer step of the logits: last activation's scale times last weight scale."""
     acts = [m for m in model.body if hasattr(m, "act_quant")]
     s_act = float(acts[-1].act_quant.scale()) if acts else 1.0
-    s_w = float(model.quant_linears()[-1].quant_weight().scale)
+    s_w = float(model.quant_layers()[-1].quant_weight().scale)
     return s_act * s_w
 
 
@@ -83,7 +83,10 @@ def export_run(run_dir: Path) -> dict:
     from qonnx.util.cleanup import cleanup_model
 
     run_dir = Path(run_dir)
+    from quant.methods import exportable
+
     model, cfg, split = load_run(run_dir)
+    model = exportable(cfg, model).eval()
     out = run_dir / "model.qonnx.onnx"
     with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
         raw = Path(tmp) / "raw.onnx"

@@ -1,8 +1,9 @@
-"""The quantized network a config describes, built from Brevitas layers, and its float twin.
+"""The network a config describes, built from Brevitas layers, and its float twin.
 
-Hidden layer: QuantLinear (no bias) -> BatchNorm1d -> quantized activation; FINN streamlines the batch
-norm and the activation's scale into integer thresholds. Last layer: QuantLinear alone, whose per-tensor
-scale folds into the arg-max.
+Hidden layer: QuantLinear / QuantConv2d (no bias) -> BatchNorm -> quantized activation (-> max-pool);
+FINN streamlines the batch norm and the activation's scale into integer thresholds. Last layer: a
+QuantLinear alone, whose per-tensor scale folds into the arg-max. The input is the integer pixels as a
+flat vector [N, C*H*W]; convolutional models view it as an image.
 """
 from __future__ import annotations
 
@@ -16,63 +17,74 @@ from quant.quantizers import act_quant, weight_quant
 
 
 def _check(cfg: ModelConfig, classes: int) -> None:
+    seen_linear = False
     for i, layer in enumerate(cfg.layers):
-        if layer.kind != "linear":
-            raise UserError(f"model.layers.{i}: {layer.kind!r} layers are not supported yet; accepted: linear")
+        if layer.kind == "conv" and seen_linear:
+            raise UserError(f"model.layers.{i}: a conv layer after a linear layer; convs come first")
+        seen_linear |= layer.kind == "linear"
+    if cfg.layers[-1].kind != "linear":
+        raise UserError(f"model.layers.{len(cfg.layers) - 1}: the last layer must be linear (the classifier)")
     if cfg.layers[-1].features != classes:
         raise UserError(f"model.layers.{len(cfg.layers) - 1}.features: the last layer has "
                         f"{cfg.layers[-1].features} outputs but the dataset has {classes} classes")
 
 
-def _activation(spec: str) -> nn.Module:
+def quant_activation(spec: str) -> nn.Module:
     quant = act_quant(spec)
     if spec.startswith("uint"):
         return qnn.QuantReLU(act_quant=quant, return_quant_tensor=False)
     return qnn.QuantIdentity(act_quant=quant, return_quant_tensor=False)
 
 
-class QuantMLP(nn.Module):
-    """Takes integer pixels (as floats) of shape [N, features]; returns float logits."""
+class Net(nn.Module):
+    """Takes integer pixels (as floats) of shape [N, C*H*W]; returns float logits."""
 
-    def __init__(self, cfg: ModelConfig, in_features: int, classes: int):
+    def __init__(self, cfg: ModelConfig, image_shape: tuple[int, ...], classes: int, quantized: bool = True):
         super().__init__()
         _check(cfg, classes)
+        self.image_shape = tuple(image_shape)
+        self.has_conv = cfg.layers[0].kind == "conv"
         blocks: list[nn.Module] = []
-        width = in_features
-        for layer in cfg.layers:
-            blocks.append(qnn.QuantLinear(width, layer.features, bias=False,
-                                          weight_quant=weight_quant(layer.weight)))
-            if layer.act is not None:
-                blocks.append(nn.BatchNorm1d(layer.features))
-                blocks.append(_activation(layer.act))
-            width = layer.features
+        c, h, w = self.image_shape if len(self.image_shape) == 3 else (1, 1, self.image_shape[0])
+        flat = c * h * w
+        flattened = not self.has_conv
+        for i, layer in enumerate(cfg.layers):
+            if layer.kind == "conv":
+                if layer.kernel > min(h, w):
+                    raise UserError(f"model.layers.{i}.kernel: {layer.kernel} is larger than the {h}x{w} input")
+                conv = (qnn.QuantConv2d(c, layer.channels, layer.kernel, bias=False,
+                                        weight_quant=weight_quant(layer.weight))
+                        if quantized else nn.Conv2d(c, layer.channels, layer.kernel, bias=False))
+                blocks += [conv, nn.BatchNorm2d(layer.channels), self._act(layer.act, quantized)]
+                c, h, w = layer.channels, h - layer.kernel + 1, w - layer.kernel + 1
+                if layer.pool > 1:
+                    blocks.append(nn.MaxPool2d(layer.pool))
+                    h, w = h // layer.pool, w // layer.pool
+                flat = c * h * w
+                continue
+            if not flattened:
+                blocks.append(nn.Flatten())
+                flattened = True
+            last = layer.act is None
+            blocks.append(qnn.QuantLinear(flat, layer.features, bias=False, weight_quant=weight_quant(layer.weight))
+                          if quantized else nn.Linear(flat, layer.features, bias=last))
+            if not last:
+                blocks += [nn.BatchNorm1d(layer.features), self._act(layer.act, quantized)]
+            flat = layer.features
         self.body = nn.Sequential(*blocks)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.flatten(1))
-
-    def quant_linears(self) -> list[qnn.QuantLinear]:
-        return [m for m in self.body if isinstance(m, qnn.QuantLinear)]
-
-
-class FloatMLP(nn.Module):
-    """The same topology in float32, the baseline a quantized accuracy is compared with."""
-
-    def __init__(self, cfg: ModelConfig, in_features: int, classes: int):
-        super().__init__()
-        _check(cfg, classes)
-        blocks: list[nn.Module] = []
-        width = in_features
-        for layer in cfg.layers:
-            blocks.append(nn.Linear(width, layer.features, bias=layer.act is None))
-            if layer.act is not None:
-                blocks += [nn.BatchNorm1d(layer.features), nn.ReLU()]
-            width = layer.features
-        self.body = nn.Sequential(*blocks)
+    @staticmethod
+    def _act(spec: str, quantized: bool) -> nn.Module:
+        return quant_activation(spec) if quantized else nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.flatten(1))
+        x = x.reshape(len(x), *self.image_shape) if self.has_conv else x.flatten(1)
+        return self.body(x)
+
+    def quant_layers(self) -> list[nn.Module]:
+        """The weight layers in order (QuantConv2d and QuantLinear)."""
+        return [m for m in self.body if isinstance(m, (qnn.QuantLinear, qnn.QuantConv2d))]
 
 
-def build_model(cfg: ModelConfig, in_features: int, classes: int, quantized: bool = True) -> nn.Module:
-    return (QuantMLP if quantized else FloatMLP)(cfg, in_features, classes)
+def build_model(cfg: ModelConfig, image_shape: tuple[int, ...], classes: int, quantized: bool = True) -> nn.Module:
+    return Net(cfg, image_shape, classes, quantized)

@@ -16,6 +16,7 @@ from quant.config import RunConfig
 from quant.data import Split, load_dataset
 from quant.export import classes_from_logits
 from quant.layers import build_model
+from quant.methods import make_model
 from quant.quantizers import weight_bits
 
 
@@ -79,7 +80,7 @@ def fit(model: nn.Module, split: Split, tc, progress: Progress | None = None, la
 
 def weight_bits_total(cfg: RunConfig, model) -> int:
     return sum(l.weight.numel() * weight_bits(spec.weight)
-               for l, spec in zip(model.quant_linears(), cfg.model.layers))
+               for l, spec in zip(model.quant_layers(), cfg.model.layers))
 
 
 def _progress() -> Progress:
@@ -93,9 +94,10 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
     ckpt_path = out_dir / "checkpoint.pt"
     split = load_dataset(cfg.dataset)
     seed_everything(cfg.training.seed)
-    model = build_model(cfg.model, split.features, split.classes)
+    model = make_model(cfg, split.image_shape, split.classes)
+    method, method_cfg = cfg.method_parts()
     state, elapsed = None, 0.0
-    if resume and ckpt_path.is_file():
+    if resume and ckpt_path.is_file() and method is None:
         ckpt = load_torch(ckpt_path)
         if ckpt["config"] != cfg.model_dump(mode="json"):
             raise UserError(f"{ckpt_path}: checkpoint was made with another config; drop --resume or "
@@ -110,7 +112,12 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
                            "train_seconds": elapsed + time.perf_counter() - t0}, ckpt_path)
 
     with _progress() as progress:
-        fit(model, split, cfg.training, progress if show_progress else None, cfg.name, state, save_checkpoint)
+        shown = progress if show_progress else None
+        if method is None:
+            extra = {}
+            fit(model, split, cfg.training, shown, cfg.name, state, save_checkpoint)
+        else:
+            extra = method.train(cfg, method_cfg, model, split, out_dir=out_dir, resume=resume, progress=shown)
         train_seconds = elapsed + time.perf_counter() - t0
         metrics = {
             "name": cfg.name,
@@ -118,13 +125,14 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
             "train_accuracy": accuracy(model, split.x_train, split.y_train),
             "train_seconds": round(train_seconds, 3),
             "epochs": cfg.training.epochs,
-            "params": sum(l.weight.numel() for l in model.quant_linears()),
+            "params": sum(l.weight.numel() for l in model.quant_layers()),
             "weight_bits_total": weight_bits_total(cfg, model),
         }
+        metrics.update(extra)
         if cfg.training.float_baseline:
             seed_everything(cfg.training.seed)
-            fmodel = build_model(cfg.model, split.features, split.classes, quantized=False)
-            fit(fmodel, split, cfg.training, progress if show_progress else None, f"{cfg.name} (float)")
+            fmodel = build_model(cfg.model, split.image_shape, split.classes, quantized=False)
+            fit(fmodel, split, cfg.training, shown, f"{cfg.name} (float)")
             metrics["float_accuracy"] = accuracy(fmodel, split.x_test, split.y_test)
     metrics["compression_vs_float32"] = round(32 * metrics["params"] / metrics["weight_bits_total"], 2)
     atomic_torch_save({"state_dict": model.state_dict(), "config": config_json, "metrics": metrics},

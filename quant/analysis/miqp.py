@@ -119,11 +119,16 @@ def quantize_exact(gram: np.ndarray, w0: np.ndarray, scale: float, lo: int, hi: 
 
 
 def prune_exact(gram: np.ndarray, w0: np.ndarray, keep: int, bound: np.ndarray, start: np.ndarray,
-                time_limit: float = 10.0, rel_gap: float = 1e-6, max_iter: int = 200) -> Solution:
+                time_limit: float = 10.0, rel_gap: float = 1e-5, max_iter: int = 200) -> Solution:
     """min ||X (w - w0)||^2 with at most `keep` non-zeros (eq. 7-8); |w_i| <= bound_i must hold at the optimum.
 
     Each MILP point's support is refitted by least squares, which is the true optimum for that support.
+    The default gap (1e-5 relative, 4e-5 dB) sits above CBC's integrality tolerance on the big-M rows.
     """
+    if keep <= 0:
+        zero = np.zeros_like(w0)
+        value = objective(gram, zero, w0)
+        return Solution(zero, value, value, True, 0)
     oa = _OuterApproximation(gram, w0, time_limit)
     n = w0.size
     w = [oa.model.add_var(lb=-float(bound[i]), ub=float(bound[i])) for i in range(n)]

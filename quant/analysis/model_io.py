@@ -47,9 +47,12 @@ def _torch_weights(path: Path, unsafe_pickle: bool) -> dict[str, np.ndarray]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=not unsafe_pickle)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: cannot be read with weights-only loading ({first}); if you trust the file, "
-                        "pass --unsafe-pickle") from err
+        if "Unsupported global" in str(err):
+            detail = str(err).split("Unsupported global:", 1)[1].strip().split()[0:2]
+            raise UserError(f"{path}: holds Python objects that weights-only loading refuses "
+                            f"({' '.join(detail)}); if you trust the file, pass --unsafe-pickle") from err
+        raise UserError(f"{path}: not a readable torch checkpoint (corrupt or not made by torch.save); "
+                        f"expected {ACCEPTED}") from err
     except Exception as err:  # torch raises many types for truncated or foreign files
         raise UserError(f"{path}: not a readable torch checkpoint ({type(err).__name__}: {err}); "
                         f"expected {ACCEPTED}") from err
