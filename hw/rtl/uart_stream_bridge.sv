@@ -7,6 +7,7 @@
 // Board to host: one byte per frame, the accelerator's output (the class index), zero-extended.
 //
 // SIMD elements are packed per input beat, element 0 in the least significant bits (hw.ir stream layout).
+// The beat register only changes while m_axis_tvalid is low (a full beat waits until it is taken).
 // The output path is a pass-through: tx_tvalid = s_axis_tvalid and s_axis_tready = tx_tready.
 `default_nettype none
 
@@ -60,6 +61,17 @@ module uart_stream_bridge #(
     assign rx_tready = !rst && (!in_frame || !m_axis_tvalid || m_axis_tready);
 
     wire take = rx_tvalid && rx_tready;
+
+    // Elements shift in from the top, so after SIMD bytes element 0 sits in the least significant bits;
+    // a shift costs no logic per lane, unlike a write at a variable lane index.
+    logic [SIMD*ELEM_BITS-1:0] next_beat;
+    generate
+        if (SIMD == 1) begin : g_one_lane
+            assign next_beat = rx_tdata[ELEM_BITS-1:0];
+        end else begin : g_shift
+            assign next_beat = {rx_tdata[ELEM_BITS-1:0], m_axis_tdata[SIMD*ELEM_BITS-1:ELEM_BITS]};
+        end
+    endgenerate
     wire last_lane = (SIMD == 1) || (lane == LW'(SIMD - 1));
 
     always_ff @(posedge clk) begin
@@ -80,7 +92,7 @@ module uart_stream_bridge #(
                     lane      <= '0;
                 end
             end else begin
-                m_axis_tdata[lane*ELEM_BITS +: ELEM_BITS] <= rx_tdata[ELEM_BITS-1:0];
+                m_axis_tdata <= next_beat;
                 remaining <= remaining - 1'b1;
                 if (last_lane) begin
                     lane          <= '0;

