@@ -62,6 +62,11 @@ def stream_shape(graph: Graph) -> StreamShape:
                        num_classes=last.channels)
 
 
+def wrapper_cost(shape: StreamShape, base: dict) -> dict:
+    """Resources of the board top around the accelerator: a fixed base plus the bridge's beat register."""
+    return {**base, "ffs": base["ffs"] + shape.in_width}
+
+
 def clks_per_bit(clock_mhz: float, baud: int) -> int:
     """Clock cycles per UART bit; refuses rates whose rounding error would corrupt bytes (> 2 %)."""
     ratio = clock_mhz * 1e6 / baud
@@ -95,9 +100,16 @@ def accelerator_sources(hw_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: (not p.stem.endswith("_pkg"), p.name))
 
 
+def memory_images(hw_dir: Path) -> list[Path]:
+    """Memory init files the accelerator reads with $readmemh (weights and thresholds of folded layers)."""
+    rtl = Path(hw_dir) / "rtl"
+    return sorted(p for ext in ("*.memh", "*.mem", "*.hex") for p in rtl.glob(ext) if p.is_file())
+
+
 def board_sources(hw_dir: Path, board: Board, work: Path, *, baud: int | None = None,
-                  clks: int | None = None) -> tuple[list[Path], str]:
-    """Render the board top for `board` into `work`; return every source to synthesise and the top name."""
+                  clks: int | None = None) -> tuple[list[Path], str, list[Path]]:
+    """Render the board top for `board` into `work`; return the sources to synthesise, the top name and the
+    memory images they read."""
     hw_dir = Path(hw_dir)
     graph = Graph.load(hw_dir / "graph.json")
     shape = stream_shape(graph)
@@ -111,4 +123,4 @@ def board_sources(hw_dir: Path, board: Board, work: Path, *, baud: int | None = 
     top_file.write_text(render_board_top(shape, clks_per_bit=clks, clock_mhz=board.clock.mhz, baud=baud,
                                          title=board.title))
     wrapper = [RTL_DIR / name for name in WRAPPER_RTL]
-    return accelerator_sources(hw_dir) + wrapper + [top_file], BOARD_TOP
+    return accelerator_sources(hw_dir) + wrapper + [top_file], BOARD_TOP, memory_images(hw_dir)
