@@ -138,3 +138,55 @@ def test_parse_report_counts_family_cells():
     gowin = {"fmax": {}, "utilization": {"LUT4": {"used": 10}, "ALU": {"used": 6}, "DFF": {"used": 7},
                                          "BSRAM": {"used": 1}, "MULT18X18": {"used": 2}}}
     assert parse_report(gowin, "gowin") == {"luts": 16, "ffs": 7, "brams": 1, "dsps": 2, "fmax_mhz": None}
+
+
+def compiled_dir(tmp_path: Path) -> Path:
+    """A directory laid out like `pqhw compile` output: graph.json and rtl/ with the top `pqhw_top`."""
+    from hw.ir import Graph, LabelSelect
+    from hw.layer_rtl import dtype_fmt, label_select_rtl
+
+    graph = Graph(input_dtype="INT4", input_shape=[10],
+                  layers=[LabelSelect(name="top1", channels=10, pe=2, input_dtype="INT4", output_dtype="UINT4")])
+    hw_dir = tmp_path / "hw"
+    (hw_dir / "rtl").mkdir(parents=True)
+    graph.save(hw_dir / "graph.json")
+    rtl = label_select_rtl(graph.layers[0], dtype_fmt("INT4"))
+    params = ", ".join(f".{k}({v})" for k, v in rtl.params.items())
+    (hw_dir / "rtl" / "pqhw_top.sv").write_text(f"""`default_nettype none
+module pqhw_top (input wire clk, input wire rst,
+    input wire [7:0] s_axis_tdata, input wire s_axis_tvalid, output wire s_axis_tready,
+    output wire [3:0] m_axis_tdata, output wire m_axis_tvalid, input wire m_axis_tready);
+    pqhw_label_select #({params}) u_ls (.clk(clk), .rst(rst), .s_axis_tdata(s_axis_tdata),
+        .s_axis_tvalid(s_axis_tvalid), .s_axis_tready(s_axis_tready), .m_axis_tdata(m_axis_tdata),
+        .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready));
+endmodule
+""")
+    (hw_dir / "rtl" / "pqhw_label_select.sv").write_text((RTL_DIR / "pqhw_label_select.sv").read_text())
+    return hw_dir
+
+
+@pytest.mark.bitstream
+def test_bitstream_command_wraps_the_accelerator_for_the_board(tmp_path):
+    from click.testing import CliRunner
+
+    hw_dir = compiled_dir(tmp_path)
+    result = CliRunner().invoke(bitstream.cli, [str(hw_dir), "--board", "icebreaker", "--seed", "2"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    summary = json.loads((hw_dir / "bitstream.json").read_text())
+    assert list(summary)[: len(SUMMARY_KEYS)] == list(SUMMARY_KEYS)
+    bit = hw_dir / "icebreaker" / "pqhw_board_top.bin"
+    assert bit.is_file() and summary["sha256"] == hashlib.sha256(bit.read_bytes()).hexdigest()
+    # UART wrapper (~150 logic cells) plus a 10-way label select on 4-bit values.
+    assert 150 <= summary["luts"] <= 800 and summary["meets_timing"] and summary["fmax_mhz"] > 12
+    assert "pqhw_board_top.bin" in result.output and "Fmax" in result.output
+
+
+def test_bitstream_command_refuses_an_estimate_over_budget(tmp_path):
+    from click.testing import CliRunner
+
+    hw_dir = compiled_dir(tmp_path)
+    (hw_dir / "estimate.json").write_text(json.dumps({"total": {"luts": 6000, "ffs": 900, "brams": 2, "dsps": 0}}))
+    result = CliRunner().invoke(bitstream.cli, [str(hw_dir), "--board", "icebreaker"])
+    assert isinstance(result.exception, UserError)
+    assert "luts needed 6,230 > available 5,280" in str(result.exception)
+    assert not (hw_dir / "icebreaker").exists()
