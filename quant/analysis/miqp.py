@@ -4,7 +4,8 @@ CBC has no quadratic objective, so the convex objective f(w) = (w - w0)^T G (w -
 handled by outer approximation: with z = R (w - w0), each z_k^2 is replaced by a variable t_k bounded below
 by tangent lines, the MILP is solved, tangents are added where z_k^2 exceeds t_k, and the loop repeats.
 Tangents under-estimate a convex function, so every MILP bound is a valid lower bound on the true optimum,
-and the best true objective seen is an upper bound; the loop stops when the two meet (within `rel_gap`).
+and the best true objective seen is an upper bound; the loop stops when the two meet (within `rel_gap` of
+the objective or 1e-10 of the signal power, whichever is larger).
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class _OuterApproximation:
         self.model.max_mip_gap = 1e-9
         self.model.max_mip_gap_abs = 1e-12
         self.deadline = time.monotonic() + time_limit
+        # gaps below this are solver round-off: 1e-10 of the signal power (an error at -100 dB)
+        self.abs_gap = 1e-10 * float(w0 @ gram @ w0)
 
     def finish_setup(self, w_vars, start: np.ndarray, extra_start=lambda w: []):
         """Adds z, t and the first tangents; extra_start(w) gives start values of any other variables."""
@@ -72,7 +75,7 @@ class _OuterApproximation:
         """evaluate(w_milp) -> (w_true, f_true): the true solution the MILP point stands for."""
         best_value = objective(self.gram, best_w, self.w0)
         lower, it = 0.0, 0
-        tol = max(best_value, 1e-300) * rel_gap
+        tol = max(best_value * rel_gap, self.abs_gap)
         for it in range(1, max_iter + 1):
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
@@ -81,12 +84,17 @@ class _OuterApproximation:
             status = self.model.optimize(max_seconds=remaining)
             if status not in (mip.OptimizationStatus.OPTIMAL, mip.OptimizationStatus.FEASIBLE):
                 break
-            lower = max(lower, float(self.model.objective_bound))
+            bound = float(self.model.objective_bound)
+            if status == mip.OptimizationStatus.OPTIMAL:
+                # CBC leaves objective_bound at 0 when presolve alone closes the problem
+                value = float(self.model.objective_value)
+                bound = max(bound, value - self.model.max_mip_gap * abs(value) - self.model.max_mip_gap_abs)
+            lower = max(lower, bound)
             w_milp = np.array([v.x for v in self.w_vars], dtype=np.float64)
             w_true, f_true = evaluate(w_milp)
             if f_true < best_value:
                 best_w, best_value = w_true, f_true
-            tol = max(best_value, 1e-300) * rel_gap
+            tol = max(best_value * rel_gap, self.abs_gap)
             if best_value - lower <= tol or status != mip.OptimizationStatus.OPTIMAL:
                 break
             added = False
