@@ -23,6 +23,14 @@ class DatasetConfig(_Strict):
     split_seed: int = 0
 
 
+def _checked(make_quant, spec: str) -> str:
+    try:
+        make_quant(spec)
+    except UserError as err:
+        raise ValueError(str(err)) from None
+    return spec
+
+
 class LinearLayer(_Strict):
     kind: Literal["linear"] = "linear"
     features: int = Field(gt=0)
@@ -32,26 +40,26 @@ class LinearLayer(_Strict):
     @field_validator("weight")
     @classmethod
     def _weight(cls, v):
-        weight_quant(v)
-        return v
+        return _checked(weight_quant, v)
 
     @field_validator("act")
     @classmethod
     def _act(cls, v):
-        if v is not None:
-            act_quant(v)
-        return v
+        return v if v is None else _checked(act_quant, v)
 
 
 class ConvLayer(_Strict):
-    """Schema of a convolution; training and hardware for it are not implemented yet (see README)."""
+    """A valid convolution (no padding, stride 1, optional max-pool); trains and exports, no RTL yet."""
 
     kind: Literal["conv"]
     channels: int = Field(gt=0)
     kernel: int = Field(3, gt=0)
     weight: str
     act: str | None = None
-    pool: int = 1
+    pool: int = Field(1, ge=1)
+
+    _weight = field_validator("weight")(classmethod(lambda cls, v: _checked(weight_quant, v)))
+    _act = field_validator("act")(classmethod(lambda cls, v: v if v is None else _checked(act_quant, v)))
 
 
 Layer = Annotated[Union[LinearLayer, ConvLayer], Field(discriminator="kind")]
@@ -87,7 +95,7 @@ class RunConfig(_Strict):
 
 def _first_error(err: ValidationError) -> str:
     e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    where = ".".join(str(p) for p in e["loc"] if p not in ("linear", "conv")) or "(top level)"
     if e["type"] == "extra_forbidden":
         return f"unknown key {where!r}"
     msg = e["msg"]

@@ -26,6 +26,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def stats_counters(model: nn.Module) -> dict[str, tuple]:
+    """Brevitas keeps the progress of its statistics-based scale initialisation (a step counter and a
+    running buffer) outside the state dict; a resumed run needs both to continue identically."""
+    return {name: (m.counter, m.buffer.clone() if hasattr(m, "buffer") else None)
+            for name, m in model.named_modules() if isinstance(getattr(m, "counter", None), int)}
+
+
+def restore_counters(model: nn.Module, counters: dict[str, tuple]) -> None:
+    modules = dict(model.named_modules())
+    for name, (counter, buffer) in counters.items():
+        m = modules[name]
+        m.counter = counter
+        if buffer is not None and counter <= getattr(m, "collect_stats_steps", -1):
+            m.buffer.copy_(buffer)
+            with torch.no_grad():
+                m.value.fill_(1.0)  # still collecting: the learned value is initialised from the buffer later
+
+
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     model.eval()
     with torch.no_grad():
@@ -50,6 +68,7 @@ def fit(model: nn.Module, split: Split, tc, progress: Progress | None = None, la
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         gen.set_state(state["generator"])
+        restore_counters(model, state.get("counters", {}))
         torch.set_rng_state(state["torch_rng"])
         start = state["epoch"]
     x = torch.as_tensor(split.x_train, dtype=torch.float32)
@@ -75,6 +94,7 @@ def fit(model: nn.Module, split: Split, tc, progress: Progress | None = None, la
         if on_epoch:
             on_epoch(epoch + 1, {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                                  "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                                 "counters": stats_counters(model),
                                  "epoch": epoch + 1})
 
 
