@@ -22,8 +22,8 @@ from quant.checkpoint import load_run, write_json
 def logit_scale(model) -> float:
     """Scale of one integer step of the logits: last activation's scale times last weight scale."""
     acts = [m for m in model.body if hasattr(m, "act_quant")]
-    s_act = float(acts[-1].act_quant.scale()) if acts else 1.0
-    s_w = float(model.quant_layers()[-1].quant_weight().scale)
+    s_act = float(acts[-1].act_quant.scale().detach()) if acts else 1.0
+    s_w = float(model.quant_layers()[-1].quant_weight().scale.detach())
     return s_act * s_w
 
 
