@@ -86,6 +86,15 @@ def const_literal(words: list[int], width: int) -> str:
     return f"{width * len(words)}'h{total:x}"
 
 
+def sv_param(value) -> str:
+    """A parameter value as SystemVerilog source and as a simulator override: ints, sized literals, strings."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, str):
+        return value if value[:1].isdigit() or "'" in value else f'"{value}"'
+    return str(int(value))
+
+
 def acc_range(layer: MVAU, in_fmt: Fmt) -> tuple[int, int]:
     """Smallest and largest accumulator any input in in_fmt's range can produce, over all rows."""
     if layer.mode == "xnor":

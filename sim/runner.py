@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hw.errors import UserError
+from hw.layer_rtl import sv_param
 
 SIMULATORS = ("verilator", "icarus")
 RTL_DIR = Path(__file__).resolve().parent.parent / "hw" / "rtl"
@@ -35,15 +36,6 @@ def check_simulator(sim: str) -> None:
 def rtl_sources(*modules: str) -> list[Path]:
     """Paths of hand-written modules in hw/rtl by module name."""
     return [RTL_DIR / f"{m}.sv" for m in modules]
-
-
-def sv_param(value) -> str:
-    """A Python value as a parameter override both simulators accept (strings quoted)."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, str):
-        return value if value[:1].isdigit() or "'" in value else f'"{value}"'
-    return str(int(value))
 
 
 def _build_key(sim: str, toplevel: str, sources: list[Path], parameters: dict) -> str:

@@ -30,7 +30,7 @@ module pqhw_mvau #(
     parameter int TH_BITS    = 17,  // bits of one signed threshold (>= ACC_BITS + 1, + 2 if unsigned, when NT > 0)
     parameter int BIAS       = 0,   // MultiThreshold out_bias
     parameter int OUT_BITS   = 16,  // bits of one output element
-    parameter int MEM_STYLE  = 1,   // weights and thresholds: 0 constants (W_INIT, T_INIT), 1 ROM files
+    parameter int MEM_STYLE  = 0,   // weights and thresholds: 0 constants (W_INIT, T_INIT), 1 ROM files
     parameter W_FILE = "",          // $readmemh weights: word nf*SF+sf, lane p simd s at [(p*SIMD+s)*W_BITS]
     parameter T_FILE = "",          // $readmemh thresholds: word nf, lane p thr i at [(p*NT+i)*TH_BITS]
     parameter logic [MH*MW*W_BITS-1:0] W_INIT = '0,                      // weight words, word a at [a*PE*SIMD*W_BITS]
@@ -230,7 +230,11 @@ module pqhw_mvau #(
         ) u_tmem (
             .clk(clk), .en(v_c && last_c), .addr(TH_SHARED ? TAW'(0) : TAW'(nf_c)), .rdata(t_d)
         );
-        assign t_lanes = TH_SHARED ? {PE{t_d}} : t_d;
+        if (TH_SHARED) begin : g_shared
+            assign t_lanes = {PE{t_d}};
+        end else begin : g_per_channel
+            assign t_lanes = t_d;
+        end
         pqhw_mt #(
             .LANES(PE), .IN_BITS(ACC_BITS), .IN_SIGNED(ACC_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
             .BIAS(BIAS), .OUT_BITS(OUT_BITS)

@@ -77,12 +77,19 @@ module pqhw_threshold #(
         .clk(clk), .en(fire), .addr(nf), .rdata(t_b)
     );
 
+    logic [PE*NT*TH_BITS-1:0] t_lanes;
+    if (TH_SHARED) begin : g_shared
+        assign t_lanes = {PE{t_b}};
+    end else begin : g_per_channel
+        assign t_lanes = t_b;
+    end
+
     logic [PE*OUT_BITS-1:0] y_b;
     pqhw_mt #(
         .LANES(PE), .IN_BITS(IN_BITS), .IN_SIGNED(IN_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
         .BIAS(BIAS), .OUT_BITS(OUT_BITS)
     ) u_mt (
-        .in_data(x_b), .thresholds(TH_SHARED ? {PE{t_b}} : t_b), .out_data(y_b)
+        .in_data(x_b), .thresholds(t_lanes), .out_data(y_b)
     );
 
     logic fifo_ready;  // always high when v_b: the credit check reserved the slot

@@ -1,0 +1,157 @@
+"""`pqhw verify DIR`: the generated accelerator against the numpy reference, in RTL simulation.
+
+Runs the dataset's test vectors (DIR/test_vectors.npz, if present) plus N random vectors drawn uniformly
+over the input datatype's range through pqhw_top with random input idle cycles and output backpressure,
+compares every class with hw.reference, then measures the steady-state frame interval and the latency with
+neither. Writes DIR/verify.json. The RTL is (re)written into DIR/rtl from DIR/graph.json first.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from hw.emit import TOP, Design, emit
+from hw.errors import UserError
+from hw.ir import Graph, dtype_range
+from hw.reference import run_graph
+
+RATE_FRAMES = 48  # frames in the no-backpressure pass; the interval is taken over its second half
+
+
+def load_vectors(out_dir: Path, graph: Graph, n_random: int, seed: int) -> tuple[np.ndarray, int]:
+    """Test-split vectors (if written by `pqhw compile`) then n_random uniform ones; returns (x, n_test)."""
+    length = math.prod(graph.input_shape)
+    lo, hi = dtype_range(graph.input_dtype)
+    parts = []
+    path = out_dir / "test_vectors.npz"
+    if path.is_file():
+        with np.load(path) as data:
+            if "x" not in data:
+                raise UserError(f"{path}: no array 'x'; expected integer inputs [N, ...]")
+            xt = np.asarray(data["x"]).reshape(len(data["x"]), -1)
+        if xt.shape[1] != length:
+            raise UserError(f"{path}: vectors have {xt.shape[1]} elements, the graph's input has {length}")
+        if xt.size and (xt.min() < lo or xt.max() > hi or not np.issubdtype(xt.dtype, np.integer)):
+            raise UserError(f"{path}: inputs must be integers in [{lo}, {hi}] ({graph.input_dtype})")
+        parts.append(xt.astype(np.int64))
+    n_test = len(parts[0]) if parts else 0
+    rng = np.random.default_rng(seed)
+    parts.append(rng.integers(lo, hi + 1, (n_random, length)))
+    x = np.concatenate(parts)
+    if len(x) == 0:
+        raise UserError(f"{out_dir}: nothing to verify: no test_vectors.npz and --vectors 0")
+    return x, n_test
+
+
+def _probe_config(design: Design, graph: Graph) -> list[dict]:
+    return [{"prefix": f"l{i}", "n": st.out_n, "bits": st.rtl.out_fmt.bits, "signed": st.rtl.out_fmt.signed}
+            for i, st in enumerate(design.stages)]
+
+
+def _first_failure(x, expected, got, n_test) -> dict | None:
+    for i in range(len(expected)):
+        g = got[i] if i < len(got) else None
+        if g != expected[i]:
+            return {"vector": i, "source": "test" if i < n_test else "random", "input": x[i].tolist(),
+                    "expected": int(expected[i]), "got": g}
+    return None
+
+
+def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, per_layer: bool = False,
+           status=None) -> dict:
+    """Simulate DIR's accelerator; returns and writes the verify.json record."""
+    from sim.runner import build, check_simulator, run
+
+    say = status or (lambda msg: None)
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise UserError(f"{out_dir}: directory not found; run `pqhw compile MODEL --out {out_dir}` first")
+    graph = Graph.load(out_dir / "graph.json")
+    check_simulator(sim)
+    if vectors < 0:
+        raise UserError(f"--vectors {vectors}: must be 0 or more")
+    x, n_test = load_vectors(out_dir, graph, vectors, seed)
+    say(f"reference model on {len(x)} vectors")
+    classes, inter = run_graph(graph, x, keep_intermediates=True)
+    expected = classes[:, 0]
+    say("writing RTL")
+    design = emit(graph, out_dir)
+    say(f"building with {sim}")
+    t0 = time.monotonic()
+    build_root = out_dir / "sim_build"
+    build(sim, TOP, design.sources, {}, build_root)
+    build_seconds = time.monotonic() - t0
+    run_dir = out_dir / "sim_run" / sim
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in design.memory_files:
+        (run_dir / name).write_text((design.rtl_dir / name).read_text())
+    data_file = run_dir / "vectors.npz"
+    np.savez(data_file, x=x, **{f"layer{i}": v for i, v in enumerate(inter)})
+    beats = max(st.rtl.params.get("MH", 1) // st.out_n * st.rtl.params.get("MW", 1) // st.in_n
+                for st in design.stages)
+    cfg = {"data_file": str(data_file), "in_n": design.in_n, "in_bits": design.in_bits, "seed": seed,
+           "idle": 0.3, "backpressure": 0.3, "per_layer": per_layer, "probes": _probe_config(design, graph),
+           "rate_frames": min(len(x), RATE_FRAMES),
+           "timeout_cycles": 2000 + 8 * len(x) * max(beats, design.expected_cycles_per_frame)}
+    say(f"simulating {len(x)} vectors with {sim}")
+    t0 = time.monotonic()
+    res = run(sim, TOP, design.sources, {}, "tb_accelerator", build_root, run_dir, cfg, None, seed)
+    sim_seconds = time.monotonic() - t0
+    got = res["classes"]
+    mismatches = sum(1 for i, e in enumerate(expected) if i >= len(got) or got[i] != e)
+    rate_ok = res.get("rate_classes") == expected[: cfg["rate_frames"]].tolist()
+    if "rate_classes" in res and not rate_ok:
+        mismatches += 1
+    record = {
+        "simulator": sim, "vectors": len(x), "test_vectors": n_test, "random_vectors": len(x) - n_test,
+        "seed": seed, "mismatches": mismatches, "first_mismatch": _first_failure(x, expected, got, n_test),
+        "timed_out": res["timeout"], "cycles_per_frame": res.get("cycles_per_frame"),
+        "expected_cycles_per_frame": design.expected_cycles_per_frame,
+        "latency_cycles": res.get("latency_cycles"), "sim_seconds": round(sim_seconds, 2),
+        "build_seconds": round(build_seconds, 2),
+    }
+    if per_layer:
+        flm = res.get("first_layer_mismatch")
+        record["first_failing_layer"] = None if flm is None else {
+            "layer": graph.layers[flm["layer"]].name, "index": flm["layer"], "vector": flm["vector"]}
+    tmp = out_dir / ".verify.json.tmp"
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, out_dir / "verify.json")
+    return record
+
+
+@click.command("verify")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--vectors", default=100, show_default=True, help="Random vectors in addition to the test split.")
+@click.option("--sim", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
+@click.option("--seed", default=0, show_default=True, help="Seed for random vectors, idle and backpressure.")
+@click.option("--per-layer", is_flag=True, help="Name the first layer whose output stream differs.")
+@click.pass_context
+def cli(ctx, out_dir, vectors, sim, seed, per_layer):
+    """Verify DIR's accelerator bit for bit against the reference in RTL simulation."""
+    from rich.console import Console
+
+    console = Console()
+    with console.status("verifying") as status:
+        rec = verify(out_dir, vectors, sim, seed, per_layer, status=lambda m: status.update(m))
+    console.print(f"{rec['vectors']} vectors ({rec['test_vectors']} test, {rec['random_vectors']} random) on "
+                  f"{sim}: {rec['mismatches']} mismatches; {rec['cycles_per_frame']} cycles/frame measured, "
+                  f"{rec['expected_cycles_per_frame']} expected; latency {rec['latency_cycles']} cycles; "
+                  f"{rec['sim_seconds']} s simulated")
+    if rec["mismatches"]:
+        fm = rec["first_mismatch"]
+        if fm is not None:
+            console.print(f"first failing vector: #{fm['vector']} ({fm['source']}): expected class "
+                          f"{fm['expected']}, got {fm['got']}; input {fm['input']}")
+        elif rec["timed_out"] is False:
+            console.print("the no-backpressure pass returned different classes than the reference")
+        if per_layer and rec.get("first_failing_layer"):
+            fl = rec["first_failing_layer"]
+            console.print(f"first layer whose output differs: {fl['layer']} (layer {fl['index']}, vector {fl['vector']})")
+        ctx.exit(1)
