@@ -14,6 +14,10 @@ SUBCOMMANDS = {
     "export": "quant.commands:export",
     "compile": "hw.compile",
     "demo": "hw.demo",
+    "analyze": "quant.analysis.cli",
+    "boards": "boards.cli",
+    "bitstream": "hw.bitstream",
+    "infer": "hw.driver",
 }
 
 
