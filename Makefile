@@ -38,7 +38,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -m "not vendor" -n 2 --dist loadgroup
 
 bench: $(STAMP)
-	$(PY) -m bench.run --out bench/results.json
+	$(PY) -m bench.run --out bench/results.json $(if $(ONLY),--only $(ONLY))
 
 lint: $(STAMP)
 	$(PY) -m ruff check quant hw sim boards tests

@@ -1,0 +1,50 @@
+"""`make bench`: the project's measured targets, written to one JSON file.
+
+Each benchmark is a function returning a JSON-able dict; they run side by side in one process so that
+ratios compare like with like. `--only NAME` runs a subset. Targets are recorded next to the measurements
+(a benchmark reports, it does not assert: this machine is shared and noisy).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# name -> "module:function"; each function takes a scratch directory and returns a dict.
+BENCHMARKS = {
+    "foundation": "bench.foundation:run",
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--only", nargs="*", default=None, help=f"subset of {sorted(BENCHMARKS)}")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench")
+    args = parser.parse_args(argv)
+    names = args.only or list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; available: {sorted(BENCHMARKS)}")
+    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results["machine"] = {"python": platform.python_version(), "processor": platform.processor(),
+                          "cores": __import__("os").cpu_count()}
+    for name in names:
+        module, func = BENCHMARKS[name].split(":")
+        t0 = time.perf_counter()
+        print(f"== {name}", flush=True)
+        results[name] = getattr(importlib.import_module(module), func)(args.work / name)
+        results[name]["bench_seconds"] = round(time.perf_counter() - t0, 1)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
