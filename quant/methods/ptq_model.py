@@ -1,0 +1,76 @@
+"""The PTQ network: the config's quant.layers.Net with its ternary weight layers and activations swapped for
+PTQ ones, so module positions match the Brevitas network that `pqhw export` writes."""
+from __future__ import annotations
+
+import brevitas.nn as qnn
+from torch import nn
+
+from hw.errors import UserError
+from quant.layers import Net
+from quant.methods.ptq_layers import LSQAct, PTQConv2d, PTQLinear
+from quant.quantizers import _parse
+
+PTQ_LAYERS = (PTQLinear, PTQConv2d)
+BREVITAS_LAYERS = (qnn.QuantLinear, qnn.QuantConv2d)
+
+
+def ternarised(n_layers: int, first_layer: str, last_layer: str) -> list[bool]:
+    """Which weight layers PTQ ternarises under the first/last-layer policy ('ternary' or 'config')."""
+    flags = [True] * n_layers
+    if first_layer == "config":
+        flags[0] = False
+    if last_layer == "config":
+        flags[-1] = False
+    return flags
+
+
+def act_spec(spec: str, where: str) -> tuple[int, bool]:
+    kind, bits = _parse(spec)
+    if kind == "uint" and 1 <= bits <= 8:
+        return bits, False
+    if kind == "int" and 2 <= bits <= 8:
+        return bits, True
+    raise UserError(f"{where}: PTQ learns LSQ activation steps for uintN / intN; {spec!r} is not one "
+                    "(accepted: uint1 .. uint8, int2 .. int8)")
+
+
+class PTQNet(Net):
+    """A Net whose ternarised layers are PTQLinear/PTQConv2d and whose activations are LSQAct."""
+
+    def __init__(self, run_cfg, mcfg, image_shape, classes):
+        super().__init__(run_cfg.model, image_shape, classes, quantized=True)
+        specs = run_cfg.model.layers
+        flags = ternarised(len(specs), mcfg.first_layer, mcfg.last_layer)
+        for i, (spec, tern) in enumerate(zip(specs, flags)):
+            if tern and spec.weight.strip().lower() not in ("ternary", "ternary2"):
+                raise UserError(f"model.layers.{i}.weight: PTQ ternarises this layer (method.first_layer/"
+                                f"last_layer) so it must say 'ternary', not {spec.weight!r}")
+        kw = dict(normalize=mcfg.variant == "ptq", threshold="learned" if mcfg.variant == "ptq" else "quantile",
+                  sparsity=mcfg.sparsity)
+        weight_idx, act_idx = 0, 0
+        acts = [s.act for s in specs if s.act is not None]
+        for j, m in enumerate(self.body):
+            if isinstance(m, BREVITAS_LAYERS):
+                i = weight_idx
+                weight_idx += 1
+                if not flags[i]:
+                    continue
+                last = i == len(specs) - 1
+                if isinstance(m, qnn.QuantLinear):
+                    new = PTQLinear(m.in_features, m.out_features, per_tensor=last, **kw)
+                else:
+                    new = PTQConv2d(m.in_channels, m.out_channels, m.kernel_size[0], per_tensor=last, **kw)
+                self.body[j] = new
+            elif isinstance(m, (qnn.QuantReLU, qnn.QuantIdentity)):
+                bits, signed = act_spec(acts[act_idx], f"model.layers.{act_idx}.act")
+                act_idx += 1
+                self.body[j] = LSQAct(bits, signed)
+
+    def quant_layers(self) -> list[nn.Module]:
+        return [m for m in self.body if isinstance(m, PTQ_LAYERS + BREVITAS_LAYERS)]
+
+    def ptq_layers(self) -> list[nn.Module]:
+        return [m for m in self.body if isinstance(m, PTQ_LAYERS)]
+
+    def acts(self) -> list[LSQAct]:
+        return [m for m in self.body if isinstance(m, LSQAct)]
