@@ -36,6 +36,17 @@ def quant_activation(spec: str) -> nn.Module:
     return qnn.QuantIdentity(act_quant=quant, return_quant_tensor=False)
 
 
+class FlattenAnyBatch(nn.Module):
+    """Flatten to [N, features] as reshape(-1, features): nn.Flatten exports a shape fixed at the export batch."""
+
+    def __init__(self, features: int):
+        super().__init__()
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, self.features)
+
+
 class Net(nn.Module):
     """Takes integer pixels (as floats) of shape [N, C*H*W]; returns float logits."""
 
@@ -63,7 +74,7 @@ class Net(nn.Module):
                 flat = c * h * w
                 continue
             if not flattened:
-                blocks.append(nn.Flatten())
+                blocks.append(FlattenAnyBatch(flat))
                 flattened = True
             last = layer.act is None
             blocks.append(qnn.QuantLinear(flat, layer.features, bias=False, weight_quant=weight_quant(layer.weight))
@@ -78,7 +89,7 @@ class Net(nn.Module):
         return quant_activation(spec) if quantized else nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(len(x), *self.image_shape) if self.has_conv else x.flatten(1)
+        x = x.reshape(-1, *self.image_shape) if self.has_conv else x.flatten(1)  # -1: the exported graph keeps any batch
         return self.body(x)
 
     def quant_layers(self) -> list[nn.Module]:
