@@ -31,7 +31,9 @@ def train(config, out_dir, resume, epochs):
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-def export(run_dir):
+@click.option("--codebook", is_flag=True,
+              help="Also write DIR/model.codebook.bin: ternary weights as 5-bit codes, 3 weights each.")
+def export(run_dir, codebook):
     """QONNX export of a trained run, checked integer-exact against Brevitas on the test split."""
     from quant.export import export_run
 
@@ -39,3 +41,9 @@ def export(run_dir):
         r = export_run(run_dir)
     click.echo(f"{r['model']}: QONNX == Brevitas on {r['vectors']} test vectors (integer logits), "
                f"input {r['input_dtype']}")
+    if codebook:
+        from quant.methods.ptq_export import write_codebook
+
+        c = write_codebook(run_dir)
+        click.echo(f"{c['file']}: {c['weights']} ternary weights in {c['bytes']} bytes ({c['bits']} bits; "
+                   f"2-bit {c['bytes_2bit']} B, float32 {c['bytes_float32']} B, {c['ratio_vs_float32']}x)")
