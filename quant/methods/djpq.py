@@ -1,0 +1,248 @@
+"""DJPQ (paper 001): differentiable joint pruning and quantization, and the baselines of its tables.
+
+Every variant starts from the same float pre-training (the paper always compresses a pretrained model),
+then:
+  fixed    fixed-width quantization (fixed_bits: [w, a], e.g. 8/8, 4/4, 2/2), cross entropy only
+  dq       mixed precision learned by DQ alone: CE + beta * BOPs, no gates
+  vib_dq   two-stage: VIBNet pruning in float (eq. 13), then the gates frozen and DQ with CE + beta * BOPs
+           (with fixed_bits set, the second stage is fixed-width quantization instead)
+  djpq     eq. 17 in one stage: CE + gamma * sum log(1 + alpha) + beta * sum BOPs_l (soft pruning, eq. 19)
+restrict: none (eq. 2 as is), integer (bit widths rounded up to integers) or pow2 (Alg. 2: 2, 4, 8).
+gamma and beta rise linearly over `anneal_epochs` epochs; Adam with separate learning rates for weights
+(and batch norm), gates and quantizer parameters (Alg. 1). Phases are checkpointed; --resume skips
+finished ones.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import nn
+
+from hw.errors import UserError
+from quant import cost
+from quant.checkpoint import atomic_torch_save, load_torch
+from quant.djpq_net import DJPQNet
+from quant.dq import HW_BITS, levels
+
+PHASES = {"fixed": ["pretrain", "fixed"], "dq": ["pretrain", "dq"], "vib_dq": ["pretrain", "vib", "quant"],
+          "djpq": ["pretrain", "djpq"]}
+
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["djpq"]
+    variant: Literal["fixed", "dq", "vib_dq", "djpq"] = "djpq"
+    fixed_bits: tuple[int, int] | None = Field(None, description="[weight bits, activation bits]")
+    restrict: Literal["none", "integer", "pow2"] = "pow2"
+    pow2_scale: bool = Field(False, description="weight steps rounded up to powers of two")
+    init_weight_bits: int = Field(8, ge=2, le=16)
+    init_act_bits: int = Field(8, ge=1, le=16)
+    q_s_weight: float = Field(1e-4, ge=0)
+    q_s_act: float = Field(1e-3, ge=0)
+    act_percentile: float = Field(99.9, gt=50, le=100, description="initial activation q_m from calibration")
+    pretrain_epochs: int = Field(20, ge=0)
+    pretrain_lr: float = Field(0.01, gt=0)
+    vib_epochs: int = Field(20, ge=1, description="first stage of vib_dq")
+    gamma: float = Field(1e-3, ge=0)
+    beta: float = Field(1e-6, ge=0)
+    anneal_epochs: int = Field(5, ge=1)
+    alpha_th: float = Field(1e-3, gt=0)
+    tau: float = Field(1.0, gt=0)
+    init_log_sigma2: float = -4.0
+    lr_weights: float = Field(1e-3, gt=0)
+    lr_gates: float = Field(0.05, gt=0)
+    lr_quant: float = Field(2e-4, gt=0)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.variant == "fixed" and self.fixed_bits is None:
+            raise ValueError("variant fixed needs fixed_bits: [weight bits, activation bits]")
+        if self.fixed_bits is not None:
+            w, a = self.fixed_bits
+            if not (2 <= w <= 8 and 1 <= a <= 8):
+                raise ValueError(f"fixed_bits {list(self.fixed_bits)}: accepted weights 2..8, activations 1..8")
+            if self.variant not in ("fixed", "vib_dq"):
+                raise ValueError(f"fixed_bits applies to variants fixed and vib_dq, not {self.variant}")
+        return self
+
+
+def _quant_options(m: Config) -> dict:
+    fw, fa = m.fixed_bits if m.fixed_bits is not None else (None, None)
+    return dict(w_bits=m.init_weight_bits, a_bits=m.init_act_bits, q_s_w=m.q_s_weight, q_s_a=m.q_s_act,
+                restrict=m.restrict, fixed_w=fw, fixed_a=fa, pow2_scale=m.pow2_scale, alpha_th=m.alpha_th,
+                init_log_sigma2=m.init_log_sigma2)
+
+
+def build_model(run_cfg, m: Config, image_shape, classes) -> DJPQNet:
+    net = DJPQNet(run_cfg.model, image_shape, classes, _quant_options(m), run_cfg.dataset.input_bits)
+    configure(net, PHASES[m.variant][-1])
+    return net
+
+
+def configure(net: DJPQNet, phase: str) -> None:
+    """Which parts are live in a phase: quantizers, gates (sampled or frozen)."""
+    quant = phase in ("fixed", "dq", "quant", "djpq")
+    gates = phase in ("vib", "quant", "djpq")
+    for q in net.weight_quantizers() + net.act_quantizers():
+        q.enabled = quant
+    for g in net.gates():
+        g.enabled, g.frozen = gates, phase == "quant"
+
+
+@torch.no_grad()
+def calibrate(net: DJPQNet, x: torch.Tensor, m: Config) -> None:
+    """Initial q_m and d before the first quantized epoch: weights from their largest magnitude, activations
+    from a percentile of the float pre-activations; d so that eq. 3 / eq. 4 give the initial bit width."""
+    for b in net.blocks:
+        q = b.wq
+        q.q_m.fill_(float(b.weight.abs().max()) + q.q_s)
+        bits = q.fixed_bits or m.init_weight_bits
+        q.d.fill_((float(q.q_m) - q.q_s) / levels(bits, True))
+    was = net.training
+    net.eval()
+    h = x.flatten(1)
+    for b in net.blocks:
+        if b.hidden:
+            pre = b.pre_activation(h)
+            pos = pre[pre > 0]
+            top = float(np.percentile(pos.numpy(), m.act_percentile)) if len(pos) else 1.0
+            q = b.aq
+            q.q_m.fill_(max(top, 10 * q.q_s + 1e-3))
+            # eq. 4 gives exactly the initial width when (q_m - q_s) / d = 2^b; fixed widths use the grid itself
+            q.d.fill_((float(q.q_m) - q.q_s) / (levels(q.fixed_bits, False) if q.fixed_bits else 2 ** m.init_act_bits))
+            h = b.aq(pre) if q.enabled else pre.clamp_min(0)
+    net.train(was)
+
+
+def _optimizer(net: DJPQNet, m: Config, phase: str, lr_weights: float) -> torch.optim.Optimizer:
+    groups = [{"params": net.weight_parameters(), "lr": lr_weights}]
+    if phase in ("vib", "djpq"):
+        groups.append({"params": net.gate_parameters(), "lr": m.lr_gates})
+    if phase in ("fixed", "dq", "quant", "djpq"):
+        groups.append({"params": net.quant_parameters(), "lr": m.lr_quant})
+    return torch.optim.Adam(groups)
+
+
+def _epoch_losses(net: DJPQNet, m: Config, phase: str, epoch: int):
+    """gamma and beta of this epoch (linear warm-up), zero where the phase has no such term."""
+    ramp = min(1.0, (epoch + 1) / m.anneal_epochs)
+    gamma = m.gamma * ramp if phase in ("vib", "djpq") else 0.0
+    beta = m.beta * ramp if phase in ("dq", "quant", "djpq") else 0.0
+    return gamma, beta
+
+
+def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> dict:
+    """Trains one phase in place; returns the last epoch's loss parts."""
+    configure(net, phase)
+    epochs = {"pretrain": m.pretrain_epochs, "vib": m.vib_epochs}.get(phase, tc.epochs)
+    x = torch.as_tensor(split.x_train, dtype=torch.float32)
+    y = torch.as_tensor(split.y_train)
+    if phase != "pretrain" and phase != "vib" and not getattr(net, "_calibrated", False):
+        calibrate(net, x, m)
+    opt = _optimizer(net, m, phase, m.pretrain_lr if phase == "pretrain" else m.lr_weights)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    gen = torch.Generator().manual_seed(tc.seed + len(phase))
+    ce_fn = nn.CrossEntropyLoss()
+    task = progress.add_task(phase, total=epochs) if progress else None
+    parts = {}
+    for epoch in range(epochs):
+        gamma, beta = _epoch_losses(net, m, phase, epoch)
+        net.train()
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), tc.batch_size):
+            idx = order[i:i + tc.batch_size]
+            if len(idx) < 2:
+                continue
+            opt.zero_grad()
+            ce = ce_fn(net(x[idx]), y[idx])
+            kl = sum((g.kl() for g in net.gates()), ce.new_zeros(())) if gamma else ce.new_zeros(())
+            bops = net.soft_bops(m.tau) if beta else ce.new_zeros(())
+            loss = ce + gamma * kl + beta * bops  # eq. 17 (eq. 13 when beta = 0)
+            loss.backward()
+            opt.step()
+        sched.step()
+        if not torch.isfinite(loss):
+            raise UserError(f"method djpq, phase {phase}: training diverged at epoch {epoch + 1}; lower the "
+                            "learning rates (method.lr_weights, lr_gates, lr_quant)")
+        parts = {"loss": float(loss), "ce": float(ce), "kl": float(kl), "bops_soft": float(bops)}
+        if progress:
+            progress.update(task, advance=1, description=f"{phase} ce {parts['ce']:.3f}")
+    if phase != "pretrain" and phase != "vib":
+        net._calibrated = True
+    return parts
+
+
+def _accuracy(net: nn.Module, split) -> float:
+    from quant.train import accuracy
+
+    return accuracy(net, split.x_test, split.y_test)
+
+
+def report(net: DJPQNet) -> dict:
+    """Per-layer bits, pruning ratios (eq. 18 on outputs, eq. 14 on weights), MACs, BOPs and ratios vs float."""
+    rows = net.layer_costs()
+    dense = net.dense_costs()
+    p = [g.pruned_ratio() for g in net.gates()] + [0.0]
+    s = cost.summary(rows, dense)
+    w_bits = [b.wq.hw_bits() for b in net.blocks]
+    a_bits = [q.hw_bits() for q in net.act_quantizers()]
+    kept = [int(r.in_channels * r.out_channels) for r in rows]
+    return {
+        "weight_bits_per_layer": w_bits,
+        "act_bits_per_layer": a_bits,
+        "weight_bits_continuous": [round(float(b.wq.continuous_bits()), 3) for b in net.blocks],
+        "act_bits_continuous": [round(float(q.continuous_bits()), 3) for q in net.act_quantizers()],
+        "t_per_layer": [round(float(b.wq._t()), 4) for b in net.blocks],
+        "pruned_channels_ratio": [round(v, 4) for v in p],
+        "layer_pruning_ratio": [round(cost.layerwise_pruning_ratio(p[i - 1] if i else 0.0, p[i]), 4)
+                                for i in range(len(p))],
+        "kept_channels": [r.out_channels for r in rows],
+        "macs_per_layer": [r.macs for r in rows],
+        "bops_per_layer": [r.bops for r in rows],
+        "macs": s["macs"], "bops": s["bops"], "float_bops": cost.total_bops(dense),
+        "mac_compression": round(s["mac_compression"], 3), "bop_compression": round(s["bop_compression"], 3),
+        "params": sum(kept),
+        "weight_bits_total": int(sum(k * b for k, b in zip(kept, w_bits))),
+        "hardware_runnable": all(b in HW_BITS for b in w_bits + a_bits),
+    }
+
+
+def train(run_cfg, m: Config, model: DJPQNet, split, out_dir: Path, resume: bool = False, progress=None) -> dict:
+    torch.set_num_threads(1)
+    out_dir = Path(out_dir)
+    phases = PHASES[m.variant]
+    ckpt_path = out_dir / "djpq_phases.pt"
+    done, results = [], {}
+    if resume and ckpt_path.is_file():
+        ckpt = load_torch(ckpt_path)
+        if ckpt.get("config") != run_cfg.model_dump(mode="json"):
+            raise UserError(f"{ckpt_path}: made with another config; drop --resume or use a fresh --out")
+        done, results = ckpt["done"], ckpt["results"]
+        configure(model, done[-1])
+        model.load_state_dict(ckpt["state_dict"])
+        model._calibrated = any(p not in ("pretrain", "vib") for p in done)
+    for phase in phases:
+        if phase in done:
+            continue
+        parts = run_phase(model, m, phase, split, run_cfg.training, progress)
+        results[phase] = {**parts, "test_accuracy": _accuracy(model, split)}
+        done.append(phase)
+        atomic_torch_save({"state_dict": model.state_dict(), "config": run_cfg.model_dump(mode="json"),
+                           "done": done, "results": results}, ckpt_path)
+    configure(model, phases[-1])
+    out = {"method": "djpq", "variant": m.variant, "restrict": m.restrict,
+           "float_accuracy": results["pretrain"]["test_accuracy"], "phases": results}
+    if "vib" in results:
+        out["pruned_float_accuracy"] = results["vib"]["test_accuracy"]
+    out.update(report(model))
+    return out
+
+
+def export_model(run_cfg, m: Config, model: DJPQNet) -> nn.Module:
+    """The plain Brevitas network with pruned channels removed and learned bit widths as datatypes."""
+    configure(model, PHASES[m.variant][-1])
+    return model.to_brevitas()
