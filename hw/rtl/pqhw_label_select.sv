@@ -1,6 +1,7 @@
 // Label select (top-1): the index of the largest of CH elements streamed PE a beat; the lowest index wins
-// ties, as in ONNX TopK and the numpy reference. The result leaves on its own beat after the last input
-// beat; input is only held back when a finished index is still waiting (no combinational ready path).
+// ties, as in ONNX TopK and the numpy reference. The index of a finished vector goes into a 2-entry queue;
+// input is only held back when a last beat arrives and that queue is full (registered state, so there is
+// no combinational path from m_axis_tready), which lets a one-beat vector pass every cycle.
 `default_nettype none
 
 module pqhw_label_select #(
@@ -37,8 +38,10 @@ module pqhw_label_select #(
     logic signed [IN_BITS:0] cand_val;
     logic [IW-1:0] cand_idx;
 
+    logic [OUT_BITS-1:0] q0, q1;       // result queue, q0 at the head
+    logic [1:0] qn;                    // entries in the queue
     wire logic last = (nf == NFW'(NF - 1));
-    assign s_axis_tready = !(last && m_axis_tvalid);
+    assign s_axis_tready = !(last && qn == 2'd2);
     wire logic fire = s_axis_tvalid && s_axis_tready;
 
     always_comb begin
@@ -60,25 +63,33 @@ module pqhw_label_select #(
         if (rst) begin
             nf <= '0;
             base <= '0;
-            m_axis_tvalid <= 1'b0;
-        end else begin
-            if (m_axis_tvalid && m_axis_tready) begin
-                m_axis_tvalid <= 1'b0;
-            end
-            if (fire) begin
-                nf <= last ? '0 : nf + 1'b1;
-                base <= last ? '0 : base + IW'(PE);
-                if (last) begin
-                    m_axis_tvalid <= 1'b1;
-                end
-            end
+        end else if (fire) begin
+            nf <= last ? '0 : nf + 1'b1;
+            base <= last ? '0 : base + IW'(PE);
         end
         if (fire) begin
             best_val <= cand_val;
             best_idx <= cand_idx;
-            if (last) begin
-                m_axis_tdata <= OUT_BITS'(cand_idx);
-            end
+        end
+    end
+
+    wire logic push = fire && last;
+    wire logic pop = m_axis_tvalid && m_axis_tready;
+    assign m_axis_tvalid = (qn != 2'd0);
+    assign m_axis_tdata = q0;
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            qn <= 2'd0;
+        end else begin
+            qn <= qn + {1'b0, push} - {1'b0, pop};
+        end
+        if (pop) begin
+            q0 <= (push && qn == 2'd1) ? OUT_BITS'(cand_idx) : q1;
+        end else if (push && qn == 2'd0) begin
+            q0 <= OUT_BITS'(cand_idx);
+        end
+        if (push && (pop ? qn == 2'd2 : qn == 2'd1)) begin
+            q1 <= OUT_BITS'(cand_idx);
         end
     end
 endmodule

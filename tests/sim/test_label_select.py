@@ -25,7 +25,7 @@ def test_label_select(channels, pe, in_dt, tmp_path, build_root):
     x[2, 0] = hi
     res = run_layer_block(_layer(channels, pe, in_dt), x, "icarus", build_root, tmp_path, seed=4)
     assert res["mismatches"] == 0 and res["frames"] == 16
-    assert res["cycles_per_frame"] == max(channels // pe, 2)
+    assert res["cycles_per_frame"] == channels // pe
 
 
 @pytest.mark.slow
