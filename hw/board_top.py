@@ -13,8 +13,7 @@ import jinja2
 
 from boards.registry import Board
 from hw.errors import UserError
-from hw.ir import Graph, dtype_bits
-from hw.layer_rtl import dtype_fmt, label_select_rtl
+from hw.ir import Graph
 
 RTL_DIR = Path(__file__).resolve().parent / "rtl"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -39,27 +38,26 @@ class StreamShape:
 
 
 def stream_shape(graph: Graph) -> StreamShape:
-    """Input/output stream shape of a graph that ends in a top-1 label select (the board returns a class)."""
-    if not graph.layers:
-        raise UserError("graph has no layers; nothing to wrap in a board top")
-    last = graph.layers[-1]
-    if last.kind != "label_select" or last.k != 1:
-        raise UserError(f"layer {last.name}: the board top returns one class per image, so the graph must end "
-                        f"in a label_select with k=1 (got {last.kind}{'' if last.kind != 'label_select' else f' k={last.k}'})")
-    elem_bits = dtype_bits(graph.input_dtype)
+    """Input/output stream shape of the accelerator hw.emit builds for this graph (which must end in a top-1
+    label select, so the board answers one class per image)."""
+    from hw.emit import plan
+
+    stages = plan(graph)
+    first, last = stages[0], stages[-1]
+    elem_bits = first.rtl.in_fmt.bits
     if elem_bits > 8:
         raise UserError(f"input datatype {graph.input_dtype}: the UART protocol carries one element per byte, "
                         f"so inputs must be 8 bits or narrower")
-    out_bits = label_select_rtl(last, dtype_fmt(last.input_dtype)).out_fmt.bits
-    if last.channels > 256 or out_bits > 8:
-        raise UserError(f"layer {last.name}: {last.channels} classes do not fit the one-byte answer (at most 256)")
-    first = graph.layers[0]
+    classes = graph.layers[-1].channels
+    if classes > 256 or last.out_bits > 8:
+        raise UserError(f"layer {graph.layers[-1].name}: {classes} classes do not fit the one-byte answer "
+                        f"(at most 256)")
     frame_elems = math.prod(graph.input_shape)
-    if frame_elems % first.in_fold:
-        raise UserError(f"layer {first.name}: {frame_elems} input elements are not a multiple of its input "
-                        f"parallelism {first.in_fold}")
-    return StreamShape(elem_bits=elem_bits, simd=first.in_fold, frame_elems=frame_elems, out_bits=out_bits,
-                       num_classes=last.channels)
+    if frame_elems % first.in_n:
+        raise UserError(f"layer {graph.layers[0].name}: {frame_elems} input elements are not a multiple of its "
+                        f"input parallelism {first.in_n}")
+    return StreamShape(elem_bits=elem_bits, simd=first.in_n, frame_elems=frame_elems, out_bits=last.out_bits,
+                       num_classes=classes)
 
 
 def wrapper_cost(shape: StreamShape, base: dict) -> dict:

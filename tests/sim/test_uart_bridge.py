@@ -77,3 +77,37 @@ def test_board_top_classifies_like_the_reference_icarus(tmp_path, build_root):
 def test_scoreboard_reports_a_wrong_class(tmp_path, build_root):
     with pytest.raises(AssertionError, match="frames"):
         simulate(tmp_path, build_root, "verilator", label_select_graph(10, 2, "INT4"), n=4, seed=3, corrupt=True)
+
+
+def simulate_network(tmp_path, build_root, graph: Graph, n: int, seed: int):
+    """The emitted accelerator for `graph` inside the board top, as `pqhw bitstream` builds it."""
+    from boards.registry import get_board
+    from hw.board_top import board_sources
+    from hw.emit import emit
+
+    rng = np.random.default_rng(seed)
+    hw_dir = tmp_path / "hw"
+    emit(graph, hw_dir)
+    graph.save(hw_dir / "graph.json")
+    sources, top, memories = board_sources(hw_dir, get_board("icebreaker"), tmp_path / "top", clks=CLKS_PER_BIT)
+    shape = stream_shape(graph)
+    lo, hi = dtype_range(graph.input_dtype)
+    x = rng.integers(lo, hi + 1, size=(n, shape.frame_elems))
+    expected = run_graph(graph, x)[:, 0]
+    config = {"clks_per_bit": CLKS_PER_BIT, "header": HEADER, "frames": host_bytes(x, shape.elem_bits, rng),
+              "expected": [int(c) for c in expected], "max_gap_bits": 2, "noise": 1, "seed": seed}
+    result = run("verilator", top, sources, {}, "tb_uart_bridge", build_root, tmp_path / "run", config,
+                 data_files={p.name: p.read_text() for p in memories}, seed=seed)
+    return result, expected
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("weight_memory", ["const", "rom"])
+def test_emitted_network_behind_the_uart_matches_the_reference(tmp_path, build_root, weight_memory):
+    from sim.graphs import mlp
+
+    graph = mlp(5, "xnor", [64, 32, 10], [(8, 16), (5, 8)], "BINARY", "BINARY", "BINARY",
+                weight_memory=weight_memory)
+    result, expected = simulate_network(tmp_path, build_root, graph, n=16, seed=5)
+    assert result["mismatches"] == 0 and result["received"] == [int(c) for c in expected]
+    assert len(set(result["received"])) > 1  # the classes actually vary across images
