@@ -8,7 +8,6 @@ activations become Brevitas uint/int activation quantizers with the learned step
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import brevitas.nn as qnn

@@ -143,3 +143,50 @@ def test_tiny_run_trains_exports_and_compiles_exactly(tmp_path):
         got = codebook.decode_bytes(blob[entry["offset"]:entry["offset"] + entry["bytes"]], *w.shape)
         assert np.array_equal(got, w)
     assert json.loads((tmp_path / "model.codebook.json").read_text())["bytes_float32"] == 4 * (32 * 64 + 10 * 32)
+
+
+CNN = {
+    "name": "tiny_ptq_cnn",
+    "dataset": {"name": "digits", "input_bits": 4},
+    "model": {"layers": [{"kind": "conv", "channels": 4, "kernel": 3, "weight": "ternary", "act": "uint2"},
+                         {"kind": "conv", "channels": 8, "kernel": 3, "weight": "ternary", "act": "uint2",
+                          "pool": 2},
+                         {"kind": "linear", "features": 10, "weight": "ternary"}]},
+    "training": {"epochs": 2, "lr": 0.01, "batch_size": 64, "seed": 0},
+    "method": {"name": "ptq", "sparsity": 0.5, "epochs": {"pretrain": 2, "prune": 1, "quantize": 2}},
+}
+
+
+def test_conv_layers_are_pruned_reset_and_exported_as_ternary_brevitas_convs():
+    from quant.methods import exportable
+    from quant.methods.ptq import start_quantize
+
+    cfg = parse_config(copy.deepcopy(CNN))
+    split = load_dataset(cfg.dataset)
+    model = make_model(cfg, split.image_shape, split.classes)
+    assert [tuple(l.weight.shape) for l in model.quant_layers()] == [(4, 1, 3, 3), (8, 4, 3, 3), (10, 32)]
+    prune_and_reset(model, 0.5, reset=True)
+    start_quantize(model, split, cfg.method_parts()[1])
+    net = exportable(cfg, model).eval()
+    x = torch.as_tensor(split.x_test[:64], dtype=torch.float32)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), model(x), rtol=1e-4, atol=1e-4)
+    for layer, ptq in zip(net.quant_layers(), model.quant_layers()):
+        assert torch.equal(layer.quant_weight().int().float(), ptq.w.codes())
+
+
+@pytest.mark.slow
+def test_conv_run_exports_exactly_with_a_codebook(tmp_path):
+    from click.testing import CliRunner
+
+    from quant.commands import export
+    from quant.train import train_run
+
+    train_run(parse_config(copy.deepcopy(CNN)), tmp_path, show_progress=False)
+    result = CliRunner().invoke(export, [str(tmp_path), "--codebook"])
+    assert result.exit_code == 0, result.output
+    assert "QONNX == Brevitas on 450 test vectors" in result.output
+    cb = json.loads((tmp_path / "model.codebook.json").read_text())
+    assert [(l["rows"], l["mw"]) for l in cb["layers"]] == [(4, 9), (8, 36), (10, 32)]
+    assert cb["bytes"] == -(-4 * 3 * 5 // 8) + 8 * 12 * 5 // 8 + -(-10 * 11 * 5 // 8) == 8 + 60 + 69
