@@ -55,7 +55,7 @@ class Config(BaseModel):
     init_log_sigma2: float = -4.0
     lr_weights: float = Field(1e-3, gt=0)
     lr_gates: float = Field(0.05, gt=0)
-    lr_quant: float = Field(2e-4, gt=0)
+    lr_quant: float = Field(0.01, gt=0, description="Adam step of q_m, d, t relative to their calibrated values")
 
     @model_validator(mode="after")
     def _check(self):
@@ -123,7 +123,9 @@ def _optimizer(net: DJPQNet, m: Config, phase: str, lr_weights: float) -> torch.
     if phase in ("vib", "djpq"):
         groups.append({"params": net.gate_parameters(), "lr": m.lr_gates})
     if phase in ("fixed", "dq", "quant", "djpq"):
-        groups.append({"params": net.quant_parameters(), "lr": m.lr_quant})
+        # d of an 8-bit weight grid is ~100x smaller than an activation's q_m: one absolute Adam step size
+        # would either freeze one or shake the other, so each parameter steps relative to its start value
+        groups += [{"params": [p], "lr": m.lr_quant * max(abs(float(p)), 1e-6)} for p in net.quant_parameters()]
     return torch.optim.Adam(groups)
 
 

@@ -1,0 +1,130 @@
+"""The DJPQ comparison on digits (paper 001, Table 1 layout): every baseline and DJPQ on one MLP and split.
+
+run(out_path) trains each row from configs/digits_djpq.yaml with only the method section changed, writes
+the rows as JSON to out_path and, beside it, PNG plots of the learned bit widths and pruning ratios per
+layer (paper Figs. 1-4) and of accuracy against BOPs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "configs" / "digits_djpq.yaml"
+
+ROWS = [
+    ("fixed 8/8", {"variant": "fixed", "fixed_bits": [8, 8]}),
+    ("fixed 4/4", {"variant": "fixed", "fixed_bits": [4, 4]}),
+    ("fixed 2/2", {"variant": "fixed", "fixed_bits": [2, 2]}),
+    ("DQ", {"variant": "dq", "restrict": "none"}),
+    ("DQ-restrict", {"variant": "dq", "restrict": "pow2"}),
+    ("VIBNet + fixed 8/8", {"variant": "vib_dq", "fixed_bits": [8, 8]}),
+    ("VIBNet + DQ", {"variant": "vib_dq", "restrict": "none"}),
+    ("DJPQ", {"variant": "djpq", "restrict": "none"}),
+    ("DJPQ-restrict", {"variant": "djpq", "restrict": "pow2"}),
+]
+KEEP = ("test_accuracy", "float_accuracy", "macs", "bops", "float_bops", "mac_compression", "bop_compression",
+        "weight_bits_per_layer", "act_bits_per_layer", "pruned_channels_ratio", "layer_pruning_ratio",
+        "kept_channels", "hardware_runnable", "train_seconds")
+
+
+def _config(overrides: dict) -> dict:
+    cfg = yaml.safe_load(BASE.read_text())
+    method = {k: v for k, v in cfg["method"].items() if k not in ("variant", "restrict", "fixed_bits")}
+    cfg["method"] = {**method, **overrides}
+    return cfg
+
+
+def train_rows(work: Path) -> list[dict]:
+    import torch
+
+    from quant.config import parse_config
+    from quant.train import train_run
+
+    torch.set_num_threads(1)
+    rows = []
+    for label, overrides in ROWS:
+        cfg = parse_config(_config(overrides), f"{BASE} ({label})")
+        m = train_run(cfg, work / label.replace(" ", "_").replace("/", "-"), show_progress=False)
+        rows.append({"row": label, "bit_width": "/".join(map(str, overrides["fixed_bits"]))
+                     if "fixed_bits" in overrides else "mixed", **{k: m[k] for k in KEEP}})
+    first = rows[0]
+    rows.insert(0, {"row": "float baseline", "bit_width": "32/32", "test_accuracy": first["float_accuracy"],
+                    "macs": first["macs"], "bops": first["float_bops"], "mac_compression": 1.0,
+                    "bop_compression": 1.0})
+    return rows
+
+
+def plot(rows: list[dict], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    mixed = [r for r in rows if r.get("bit_width") == "mixed"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for r in mixed:
+        axes[0].plot(range(len(r["weight_bits_per_layer"])), r["weight_bits_per_layer"], "o-", label=r["row"])
+        axes[1].plot(range(len(r["act_bits_per_layer"])), r["act_bits_per_layer"], "s--", label=r["row"])
+    axes[0].set(title="learned weight bits per layer", xlabel="layer", ylabel="bits")
+    axes[1].set(title="learned activation bits per layer", xlabel="layer (output activation)", ylabel="bits")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / "djpq_bits.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    pruned = [r for r in rows if r.get("layer_pruning_ratio") and any(r["layer_pruning_ratio"])]
+    for r in pruned:
+        ax.plot(range(len(r["layer_pruning_ratio"])), r["layer_pruning_ratio"], "o-", label=r["row"])
+    ax.set(title="layer-wise pruning ratio P_l (eq. 14)", xlabel="layer", ylabel="P_l", ylim=(0, 1))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out_dir / "djpq_pruning.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        ax.scatter(r["bops"], 100 * r["test_accuracy"])
+        ax.annotate(r["row"], (r["bops"], 100 * r["test_accuracy"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set(xscale="log", xlabel="BOPs (log)", ylabel="test accuracy (%)", title="digits MLP: accuracy vs BOPs")
+    fig.tight_layout()
+    paths.append(out_dir / "djpq_acc_vs_bops.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| method | bit-width | test acc. | MACs | BOPs | MAC comp. | BOP comp. | w bits | a bits | kept |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['row']} | {r['bit_width']} | {100 * r['test_accuracy']:.2f}% | {r['macs']:.0f} | "
+                     f"{r['bops']:.0f} | {r['mac_compression']:.2f} | {r['bop_compression']:.1f} | "
+                     f"{r.get('weight_bits_per_layer', '-')} | {r.get('act_bits_per_layer', '-')} | "
+                     f"{r.get('kept_channels', '-')} |")
+    return "\n".join(lines)
+
+
+def run(out_path) -> list[dict]:
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        rows = train_rows(Path(work))
+    out_path.write_text(json.dumps(rows, indent=2) + "\n")
+    plot(rows, out_path.parent)
+    (out_path.with_suffix(".md")).write_text(table(rows) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    result = run(sys.argv[1] if len(sys.argv) > 1 else ROOT / "bench" / "out" / "djpq_table.json")
+    print(table(result))
