@@ -190,3 +190,27 @@ def test_bitstream_command_refuses_an_estimate_over_budget(tmp_path):
     assert isinstance(result.exception, UserError)
     assert "luts needed 6,230 > available 5,280" in str(result.exception)
     assert not (hw_dir / "icebreaker").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.bitstream
+@pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s-85f", "tangnano9k"])
+def test_emitted_network_bitstream(tmp_path, board_name):
+    """A 64-32-10 binary MLP from hw.emit, wrapped for the board: packs, fits, meets the board clock."""
+    from click.testing import CliRunner
+
+    from hw.emit import emit
+    from sim.graphs import mlp
+
+    graph = mlp(5, "xnor", [64, 32, 10], [(8, 16), (5, 8)], "BINARY", "BINARY", "BINARY")
+    hw_dir = tmp_path / "hw"
+    emit(graph, hw_dir)
+    graph.save(hw_dir / "graph.json")
+    result = CliRunner().invoke(bitstream.cli, [str(hw_dir), "--board", board_name])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    summary = json.loads((hw_dir / "bitstream.json").read_text())
+    board = get_board(board_name)
+    # 64x32 + 32x10 xnor synapses with thresholds, plus the UART wrapper: well over a thousand LUTs.
+    assert 1000 < summary["luts"] < board.resources.luts
+    assert summary["ffs"] > 500 and summary["meets_timing"]
+    assert Path(summary["bitstream"]).is_file()
