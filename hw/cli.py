@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "boards": "boards.cli",
     "bitstream": "hw.bitstream",
     "infer": "hw.driver",
+    "verify": "hw.verify",
 }
 
 
