@@ -115,7 +115,7 @@ def plan(graph: Graph) -> list[Stage]:
         if isinstance(layer, LabelSelect) and i != len(graph.layers) - 1:
             raise UserError(f"layer {layer.name}: label_select must be the last layer")
         rtl = layer_rtl(layer, fmt, f"l{i}")
-        if stages and stages[-1].rtl.out_n * fmt.bits and layer.in_channels != graph.layers[i - 1].out_channels:
+        if i and layer.in_channels != graph.layers[i - 1].out_channels:
             raise UserError(f"layer {layer.name}: takes {layer.in_channels} elements but layer "
                             f"{graph.layers[i - 1].name} produces {graph.layers[i - 1].out_channels}")
         stages.append(Stage(name=f"l{i}_{_ident(layer.name)}", layer_name=layer.name, rtl=rtl))

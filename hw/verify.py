@@ -49,7 +49,7 @@ def load_vectors(out_dir: Path, graph: Graph, n_random: int, seed: int) -> tuple
     return x, n_test
 
 
-def _probe_config(design: Design, graph: Graph) -> list[dict]:
+def _probe_config(design: Design) -> list[dict]:
     return [{"prefix": f"l{i}", "n": st.out_n, "bits": st.rtl.out_fmt.bits, "signed": st.rtl.out_fmt.signed}
             for i, st in enumerate(design.stages)]
 
@@ -96,7 +96,7 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
     beats = max(st.rtl.params.get("MH", 1) // st.out_n * st.rtl.params.get("MW", 1) // st.in_n
                 for st in design.stages)
     cfg = {"data_file": str(data_file), "in_n": design.in_n, "in_bits": design.in_bits, "seed": seed,
-           "idle": 0.3, "backpressure": 0.3, "per_layer": per_layer, "probes": _probe_config(design, graph),
+           "idle": 0.3, "backpressure": 0.3, "per_layer": per_layer, "probes": _probe_config(design),
            "rate_frames": min(len(x), RATE_FRAMES),
            "timeout_cycles": 2000 + 8 * len(x) * max(beats, design.expected_cycles_per_frame)}
     say(f"simulating {len(x)} vectors with {sim}")
