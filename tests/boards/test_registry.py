@@ -54,14 +54,6 @@ def test_constraints_pin_exactly_the_board_top_ports(name):
     assert pins["uart_tx"] == board.uart.tx
 
 
-@pytest.mark.parametrize("name", ["ulx3s-85f", "icebreaker"])
-def test_constraint_clock_frequency_matches_board(name):
-    board = get_board(name)
-    text = board.constraint_path.read_text()
-    found = re.search(r'FREQUENCY\s+PORT\s+"clk"\s+([\d.]+)\s*MHZ|set_frequency\s+clk\s+([\d.]+)', text)
-    assert float(found.group(1) or found.group(2)) == board.clock.mhz
-
-
 def test_documented_pins():
     """Pins from the boards' published constraint files (ULX3S v20 lpf, icebreaker.pcf, Tang Nano 9K cst)."""
     expect = {"ulx3s-85f": ("G2", "M1", "L4"), "icebreaker": ("35", "6", "9"), "tangnano9k": ("52", "18", "17")}

