@@ -18,7 +18,25 @@ ROOT = Path(__file__).resolve().parent.parent
 # name -> "module:function"; each function takes a scratch directory and returns a dict.
 BENCHMARKS = {
     "foundation": "bench.foundation:run",
+    "ptq": "bench.run:ptq",
+    "djpq": "bench.run:djpq",
 }
+
+
+def ptq(work: Path) -> dict:
+    """Paper 000, Table 4 ablation on digits (plain ternary, STE-only, STE-reset at 50/70/80 %)."""
+    from bench.ptq_ablation import run, table
+
+    rows = run(work / "ptq_ablation.json")
+    (work / "ptq_ablation.md").write_text(table(rows) + "\n")
+    return {"rows": rows, "table": str(work / "ptq_ablation.md")}
+
+
+def djpq(work: Path) -> dict:
+    """Paper 001, Table 1 on digits: fixed 8/8, 4/4, 2/2, DQ, VIBNet+DQ, DJPQ, DJPQ-restrict (+ plots)."""
+    from bench.djpq_table import run
+
+    return {"rows": run(work / "djpq_table.json"), "table": str(work / "djpq_table.md")}
 
 
 def main(argv=None) -> int:

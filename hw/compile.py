@@ -62,19 +62,25 @@ class _Identity:
 
 
 def compile_report(graph: Graph, clock_mhz: float, finn_cycles: dict, finn_luts: dict) -> dict:
+    from quant.cost import graph_costs
+
+    costs = {c.name: c for c in graph_costs(graph)}
     layers = []
     for l in graph.layers:
         row = {"name": l.name, "kind": l.kind, "pe": l.pe, "input_dtype": l.input_dtype,
                "output_dtype": l.output_dtype, "expected_cycles": layer_cycles(l),
                "finn_exp_cycles": finn_cycles.get(l.name), "finn_est_luts": finn_luts.get(l.name)}
         if isinstance(l, MVAU):
+            c = costs[l.name]
             row.update(mode=l.mode, mh=l.mh, mw=l.mw, simd=l.simd, weight_dtype=l.weight_dtype,
-                       acc_dtype=l.acc_dtype)
+                       acc_dtype=l.acc_dtype, weight_bits=int(c.weight_bits), act_bits=int(c.act_bits),
+                       macs=int(c.macs), bops=int(c.bops))
         else:
             row.update(mh=l.out_channels, mw=l.in_channels, simd=None, weight_dtype=None)
         layers.append(row)
     cycles = expected_cycles_per_frame(graph)
     return {"layers": layers, "expected_cycles_per_frame": cycles, "clock_mhz": clock_mhz,
+            "macs": sum(l.get("macs", 0) for l in layers), "bops": sum(l.get("bops", 0) for l in layers),
             "expected_fps": round(clock_mhz * 1e6 / cycles, 1)}
 
 
@@ -141,16 +147,20 @@ def cli(model, out_dir, target_fps, clock_mhz, folding_file):
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a log file gets the whole table rather than wrapped cells
     with console.status("FINN front-end") as status:
         report = compile_model(model, out_dir, target_fps, clock_mhz, folding_file,
                                progress=lambda s: status.update(f"FINN front-end: {s} verified"))
     table = Table(title=f"{out_dir} ({report['expected_cycles_per_frame']} cycles/frame, "
                         f"{report['expected_fps']:.0f} fps at {clock_mhz} MHz)")
-    for col in ("layer", "kind", "MH x MW", "PE", "SIMD", "weights", "in", "out", "cycles", "FINN cycles",
-                "FINN LUTs"):
+    for col in ("layer", "kind", "MH x MW", "PE", "SIMD", "weights", "in", "out", "w/a bits", "BOPs", "cycles",
+                "FINN cycles", "FINN LUTs"):
         table.add_column(col)
     for l in report["layers"]:
+        bits = f"{l['weight_bits']}/{l['act_bits']}" if "weight_bits" in l else "-"
         table.add_row(l["name"], l.get("mode", l["kind"]), f"{l['mh']} x {l['mw']}", str(l["pe"]),
                       str(l["simd"] or "-"), str(l["weight_dtype"] or "-"), l["input_dtype"], l["output_dtype"],
-                      str(l["expected_cycles"]), str(l["finn_exp_cycles"]), str(l["finn_est_luts"]))
+                      bits, f"{l.get('bops', 0):,}" if "bops" in l else "-", str(l["expected_cycles"]),
+                      str(l["finn_exp_cycles"]), str(l["finn_est_luts"]))
     console.print(table)

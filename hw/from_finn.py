@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw.errors import UserError
-from hw.ir import MVAU, Graph, LabelSelect, Threshold, dtype_range, smallest_dtype
+from hw.ir import MVAU, Graph, LabelSelect, Threshold, dtype_bits, dtype_range, smallest_dtype
 
 
 def _attrs(node) -> dict:
@@ -32,9 +32,16 @@ def _acc_range(mode: str, w: np.ndarray, in_dtype: str) -> tuple[int, int]:
     return int(lo.min()), int(hi.max())
 
 
+MAX_BITS = 8  # the RTL's MVAU modes: binary, ternary, and integers of 2..8 bits
+
+
 def _mvau(model, node, a: dict) -> MVAU:
     w_dt = a["weightDataType"]
     in_dt = a["inputDataType"]
+    for what, dt in (("weights", w_dt), ("inputs", in_dt)):
+        if dtype_bits(dt) > MAX_BITS:
+            raise UserError(f"node {node.name} (MVAU): {what} are {dt}; the hardware takes binary, ternary and "
+                            f"integers of 2..{MAX_BITS} bits (quantize this layer to at most {MAX_BITS} bits)")
     # FINN stores the weight matrix as [MW, MH] (the MatMul parameter); the graph uses rows = outputs.
     w = _ints(model.get_initializer(node.input[1]), f"{node.name} weights").T
     if a.get("binaryXnorMode", 0):

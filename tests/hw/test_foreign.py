@@ -83,3 +83,20 @@ def test_unsupported_op_names_node(tmp_path):
                                         r"supported: .*MatMul"):
         compile_model(path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_weights_wider_than_the_rtl_are_refused(tmp_path):
+    from brevitas.export import export_qonnx
+    from qonnx.core.datatype import DataType
+
+    torch.manual_seed(0)
+    model = nn.Sequential(qnn.QuantLinear(8, 4, bias=False, weight_quant=Int8WeightPerTensorFloat.let(bit_width=12)))
+    model.eval()
+    path = tmp_path / "wide.onnx"
+    export_qonnx(model, torch.zeros(1, 8), export_path=str(path))
+    m = load_model(path)
+    m.set_tensor_datatype(m.graph.input[0].name, DataType["UINT4"])
+    m.save(str(path))
+    with pytest.raises(UserError, match=r"weights are INT12; the hardware takes binary, ternary and integers of "
+                                        r"2..8 bits"):
+        compile_model(path, tmp_path / "out")
