@@ -58,7 +58,8 @@ def simulate(tmp_path, build_root, sim: str, graph: Graph, n: int, seed: int, co
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("channels,pe,dtype", [(10, 2, "INT4"), (10, 5, "UINT8"), (4, 1, "INT2")])
+@pytest.mark.parametrize("channels,pe,dtype", [(10, 2, "INT4"), pytest.param(10, 5, "UINT8", marks=pytest.mark.slow),
+                                                (4, 1, "INT2")])
 def test_board_top_classifies_like_the_reference_verilator(tmp_path, build_root, channels, pe, dtype):
     result, expected = simulate(tmp_path, build_root, "verilator", label_select_graph(channels, pe, dtype), n=24, seed=channels + pe)
     assert result["mismatches"] == 0 and result["received"] == [int(c) for c in expected]
@@ -102,7 +103,7 @@ def simulate_network(tmp_path, build_root, graph: Graph, n: int, seed: int):
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("weight_memory", ["const", "rom"])
+@pytest.mark.parametrize("weight_memory", ["const", pytest.param("rom", marks=pytest.mark.slow)])
 def test_emitted_network_behind_the_uart_matches_the_reference(tmp_path, build_root, weight_memory):
     from sim.graphs import mlp
 
