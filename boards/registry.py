@@ -75,6 +75,8 @@ class Board(_Strict):
                 missing.append("clock.pin")
             if missing:
                 raise ValueError(f"open-toolchain boards need {', '.join(missing)}")
+            if self.family == "gowin" and self.pack_device is None:
+                raise ValueError("gowin boards need pack_device (the device name gowin_pack takes, e.g. GW1N-9C)")
             want = OPEN_FAMILIES[self.family]["constraints"]
             if not self.constraints.endswith(want):
                 raise ValueError(f"constraints for {self.family} must be a {want} file, got {self.constraints!r}")
