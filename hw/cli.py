@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "bitstream": "hw.bitstream",
     "infer": "hw.driver",
     "verify": "hw.verify",
+    "flow": "hw.flow",
 }
 
 

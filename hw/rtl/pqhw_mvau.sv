@@ -171,8 +171,9 @@ module pqhw_mvau #(
                 if (MODE == 0) begin
                     prod = {{(IN_BITS + W_BITS + 1){1'b0}}, x[0] ~^ w[0]};
                 end else if (MODE == 1) begin
+                    // the cast is parenthesised: Yosys reads -(N)'(x) as a cast to size -(N)
                     prod = (w == W_BITS'(1)) ? (IN_BITS + W_BITS + 2)'(xs)
-                         : (w == {W_BITS{1'b1}}) ? -(IN_BITS + W_BITS + 2)'(xs) : '0;
+                         : (w == {W_BITS{1'b1}}) ? -((IN_BITS + W_BITS + 2)'(xs)) : '0;
                 end else begin
                     prod = xs * ws;
                 end
