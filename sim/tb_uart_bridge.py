@@ -7,24 +7,13 @@ noise (non-header bytes the host sends between frames, which the bridge must ign
 """
 from __future__ import annotations
 
-import json
-import os
 import random
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 
-
-def load_config() -> dict:
-    with open(os.environ["PQHW_TB_CONFIG"]) as fh:
-        return json.load(fh)
-
-
-def write_result(result: dict) -> None:
-    path = os.path.join(os.path.dirname(os.environ["PQHW_TB_CONFIG"]), "tb_result.json")
-    with open(path, "w") as fh:
-        json.dump(result, fh)
+from sim.axis import load_config, write_result
 
 
 class UartSource:
