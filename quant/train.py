@@ -57,6 +57,41 @@ def _optimizer(model, tc):
     return torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=0.9, weight_decay=tc.weight_decay)
 
 
+def train_epochs(model: nn.Module, split: Split, opt, sched, epochs: int, batch_size: int, gen: torch.Generator,
+                 progress: Progress | None = None, label: str = "train", start: int = 0, after_step=None,
+                 on_epoch=None) -> float:
+    """The one cross-entropy training loop: shuffled mini-batches, a scheduler step per epoch, a progress
+    bar; `after_step()` runs after every optimizer step (e.g. to re-apply a pruning mask), `on_epoch(n)`
+    after every epoch (e.g. to checkpoint). Returns the last batch loss."""
+    x = torch.as_tensor(split.x_train, dtype=torch.float32)
+    y = torch.as_tensor(split.y_train)
+    loss_fn = nn.CrossEntropyLoss()
+    loss = torch.zeros(())
+    task = progress.add_task(label, total=epochs, completed=start) if progress else None
+    for epoch in range(start, epochs):
+        model.train()
+        order = torch.randperm(len(x), generator=gen)
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            if len(idx) < 2:  # batch norm needs two samples
+                continue
+            opt.zero_grad()
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            if after_step:
+                after_step()
+        sched.step()
+        if not torch.isfinite(loss):
+            raise UserError(f"{label}: training diverged at epoch {epoch + 1} (loss {loss.item()}); "
+                            "lower training.lr")
+        if progress:
+            progress.update(task, advance=1, description=f"{label} loss {loss.item():.3f}")
+        if on_epoch:
+            on_epoch(epoch + 1)
+    return float(loss)
+
+
 def fit(model: nn.Module, split: Split, tc, progress: Progress | None = None, label: str = "train",
         state: dict | None = None, on_epoch=None) -> None:
     """Trains in place; `state` (from a checkpoint) restores optimizer, schedule, epoch and RNG."""
@@ -71,31 +106,14 @@ def fit(model: nn.Module, split: Split, tc, progress: Progress | None = None, la
         restore_counters(model, state.get("counters", {}))
         torch.set_rng_state(state["torch_rng"])
         start = state["epoch"]
-    x = torch.as_tensor(split.x_train, dtype=torch.float32)
-    y = torch.as_tensor(split.y_train)
-    loss_fn = nn.CrossEntropyLoss()
-    task = progress.add_task(label, total=tc.epochs, completed=start) if progress else None
-    for epoch in range(start, tc.epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), tc.batch_size):
-            idx = order[i:i + tc.batch_size]
-            if len(idx) < 2:  # batch norm needs two samples
-                continue
-            opt.zero_grad()
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-        sched.step()
-        if not torch.isfinite(loss):
-            raise UserError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower training.lr")
-        if progress:
-            progress.update(task, advance=1, description=f"{label} loss {loss.item():.3f}")
-        if on_epoch:
-            on_epoch(epoch + 1, {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                                 "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
-                                 "counters": stats_counters(model),
-                                 "epoch": epoch + 1})
+
+    def checkpoint(epoch):
+        on_epoch(epoch, {"optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                         "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+                         "counters": stats_counters(model), "epoch": epoch})
+
+    train_epochs(model, split, opt, sched, tc.epochs, tc.batch_size, gen, progress, label, start,
+                 on_epoch=checkpoint if on_epoch else None)
 
 
 def weight_bits_total(cfg: RunConfig, model) -> int:
