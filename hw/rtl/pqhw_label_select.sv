@@ -1,7 +1,12 @@
 // Label select (top-1): the index of the largest of CH elements streamed PE a beat; the lowest index wins
-// ties, as in ONNX TopK and the numpy reference. The index of a finished vector goes into a 2-entry queue;
-// input is only held back when a last beat arrives and that queue is full (registered state, so there is
-// no combinational path from m_axis_tready), which lets a one-beat vector pass every cycle.
+// ties, as in ONNX TopK and the numpy reference.
+//
+// Pipelined for clock rate: the input beat is registered, its PE lanes are reduced by a binary tree of
+// compare-select nodes with one register stage per tree level, and only then compared with the running
+// best of the vector. The index of a finished vector goes into a small result queue. Flow control is by
+// credit: `reserved` counts vectors whose last beat was taken and whose index has not left the queue, and
+// a last beat is only taken while a slot is free, so s_axis_tready depends on registered state only (no
+// combinational path from m_axis_tready) and one-beat vectors still pass every cycle.
 `default_nettype none
 
 module pqhw_label_select #(
@@ -23,6 +28,11 @@ module pqhw_label_select #(
     localparam int NF = CH / PE;
     localparam int NFW = NF > 1 ? $clog2(NF) : 1;
     localparam int IW = CH > 1 ? $clog2(CH) : 1;
+    localparam int LV = PE > 1 ? $clog2(PE) : 0;      // compare-select tree levels
+    localparam int LW = PE > 1 ? $clog2(PE) : 1;      // bits of a lane number
+    localparam int VW = IN_BITS + 1;                   // element as a signed value
+    localparam int QD = LV + 4;                        // result queue: pipeline depth plus two
+    localparam int QW = $clog2(QD + 1);
 
     if (CH < 1 || PE < 1 || CH % PE != 0) begin : g_bad_fold
         pqhw_error_label_select_pe_must_divide_ch u_err ();
@@ -31,65 +41,107 @@ module pqhw_label_select #(
         pqhw_error_label_select_out_bits_must_hold_clog2_ch u_err ();
     end
 
+    // ---- input: beat counter and credit ----------------------------------------------------------------
     logic [NFW-1:0] nf;
     logic [IW-1:0] base;                 // index of lane 0 in the current beat
-    logic signed [IN_BITS:0] best_val;
-    logic [IW-1:0] best_idx;
-    logic signed [IN_BITS:0] cand_val;
-    logic [IW-1:0] cand_idx;
-
-    logic [OUT_BITS-1:0] q0, q1;       // result queue, q0 at the head
-    logic [1:0] qn;                    // entries in the queue
+    logic [QW-1:0] reserved;             // vectors taken whose index has not been popped
     wire logic last = (nf == NFW'(NF - 1));
-    assign s_axis_tready = !(last && qn == 2'd2);
+    assign s_axis_tready = !(last && reserved == QW'(QD));
     wire logic fire = s_axis_tvalid && s_axis_tready;
 
-    always_comb begin
-        cand_val = best_val;
-        cand_idx = best_idx;
-        for (int p = 0; p < PE; p++) begin
-            logic [IN_BITS-1:0] e;
-            logic signed [IN_BITS:0] v;
-            e = s_axis_tdata[p*IN_BITS +: IN_BITS];
-            v = {IN_SIGNED & e[IN_BITS-1], e};
-            if ((nf == '0 && p == 0) || v > cand_val) begin
-                cand_val = v;
-                cand_idx = base + IW'(p);
-            end
-        end
-    end
+    // ---- tree: level 0 is the registered beat, level k+1 the registered winners of level k's pairs -----
+    // Level k holds node j (of ceil(PE / 2^k)) at [(k*PE + j)]; a right node wins only if strictly greater.
+    logic [(LV+1)*PE*VW-1:0] tv;         // node values
+    logic [(LV+1)*PE*LW-1:0] tl;         // node lane numbers
+    logic [LV:0] t_v, t_first, t_last;   // per level: beat valid, first and last beat of a vector
+    logic [(LV+1)*IW-1:0] t_base;
 
     always_ff @(posedge clk) begin
         if (rst) begin
             nf <= '0;
             base <= '0;
-        end else if (fire) begin
-            nf <= last ? '0 : nf + 1'b1;
-            base <= last ? '0 : base + IW'(PE);
+            t_v <= '0;
+        end else begin
+            if (fire) begin
+                nf <= last ? '0 : nf + 1'b1;
+                base <= last ? '0 : base + IW'(PE);
+            end
+            t_v <= (LV+1)'({t_v, fire});
         end
         if (fire) begin
-            best_val <= cand_val;
-            best_idx <= cand_idx;
+            for (int p = 0; p < PE; p++) begin
+                tv[p*VW +: VW] <= {IN_SIGNED & s_axis_tdata[p*IN_BITS + IN_BITS - 1], s_axis_tdata[p*IN_BITS +: IN_BITS]};
+                tl[p*LW +: LW] <= LW'(p);
+            end
+        end
+        t_first[0] <= (nf == '0);
+        t_last[0] <= last;
+        t_base[0 +: IW] <= base;
+        for (int k = 1; k <= LV; k++) begin
+            for (int j = 0; j < (PE + (1 << k) - 1) >> k; j++) begin
+                logic signed [VW-1:0] a, b;
+                a = tv[((k-1)*PE + 2*j)*VW +: VW];
+                if (2*j + 1 < (PE + (1 << (k-1)) - 1) >> (k-1)) begin
+                    b = tv[((k-1)*PE + 2*j + 1)*VW +: VW];
+                    if (b > a) begin
+                        tv[(k*PE + j)*VW +: VW] <= b;
+                        tl[(k*PE + j)*LW +: LW] <= tl[((k-1)*PE + 2*j + 1)*LW +: LW];
+                    end else begin
+                        tv[(k*PE + j)*VW +: VW] <= a;
+                        tl[(k*PE + j)*LW +: LW] <= tl[((k-1)*PE + 2*j)*LW +: LW];
+                    end
+                end else begin
+                    tv[(k*PE + j)*VW +: VW] <= a;
+                    tl[(k*PE + j)*LW +: LW] <= tl[((k-1)*PE + 2*j)*LW +: LW];
+                end
+            end
+            t_first[k] <= t_first[k-1];
+            t_last[k] <= t_last[k-1];
+            t_base[k*IW +: IW] <= t_base[(k-1)*IW +: IW];
         end
     end
 
-    wire logic push = fire && last;
-    wire logic pop = m_axis_tvalid && m_axis_tready;
-    assign m_axis_tvalid = (qn != 2'd0);
-    assign m_axis_tdata = q0;
+    // ---- running best over the beats of a vector -------------------------------------------------------
+    wire logic signed [VW-1:0] beat_val = tv[LV*PE*VW +: VW];
+    wire logic [IW-1:0] beat_idx = t_base[LV*IW +: IW] + IW'(tl[LV*PE*LW +: LW]);
+    logic signed [VW-1:0] best_val;
+    logic [IW-1:0] best_idx;
+    wire logic take = t_first[LV] || beat_val > best_val;
+    wire logic [IW-1:0] win_idx = take ? beat_idx : best_idx;
+    wire logic done = t_v[LV] && t_last[LV];
     always_ff @(posedge clk) begin
+        if (t_v[LV] && take) begin
+            best_val <= beat_val;
+            best_idx <= beat_idx;
+        end
+    end
+
+    // ---- result queue: QD entries, written only into a slot the credit reserved ------------------------
+    localparam int QAW = $clog2(QD);
+    logic [OUT_BITS-1:0] q [QD];
+    logic [QAW-1:0] wr, rd;
+    logic [QW-1:0] qn;
+    wire logic pop = m_axis_tvalid && m_axis_tready;
+    assign m_axis_tvalid = (qn != '0);
+    assign m_axis_tdata = q[rd];
+    always_ff @(posedge clk) begin
+        if (done) begin
+            q[wr] <= OUT_BITS'(win_idx);
+        end
         if (rst) begin
-            qn <= 2'd0;
+            reserved <= '0;
+            qn <= '0;
+            wr <= '0;
+            rd <= '0;
         end else begin
-            qn <= qn + {1'b0, push} - {1'b0, pop};
-        end
-        if (pop) begin
-            q0 <= (push && qn == 2'd1) ? OUT_BITS'(cand_idx) : q1;
-        end else if (push && qn == 2'd0) begin
-            q0 <= OUT_BITS'(cand_idx);
-        end
-        if (push && (pop ? qn == 2'd2 : qn == 2'd1)) begin
-            q1 <= OUT_BITS'(cand_idx);
+            reserved <= reserved + QW'(fire && last) - QW'(pop);
+            qn <= qn + QW'(done) - QW'(pop);
+            if (done) begin
+                wr <= (wr == QAW'(QD - 1)) ? '0 : wr + 1'b1;
+            end
+            if (pop) begin
+                rd <= (rd == QAW'(QD - 1)) ? '0 : rd + 1'b1;
+            end
         end
     end
 endmodule
