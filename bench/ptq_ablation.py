@@ -4,8 +4,9 @@ Rows: the float baseline; plain threshold ternary (TWN-like), STE-Only (prune, n
 (prune, reset: the full method) at sparsity targets 50/70/80 %. Every row trains for the same total epochs
 (the configs' pretrain + prune + quantize) and is repeated over SEEDS, because one test sample of the 450
 is 0.22 %. The paper's Table 4 setting (70 %, first and last layers not ternarised, here int8) adds an
-STE-Only / STE-Reset pair; there, sparsity counts the ternarised layers only. Also the weight storage of each network: float32, FINN's 2 bits per ternary weight and the
-5-bit codebook, and the compression ratios. run(out_path) writes the rows as JSON.
+STE-Only / STE-Reset pair; there, sparsity counts the ternarised layers only. Also the weight storage of
+each network: float32, FINN's 2 bits per ternary weight and the 5-bit codebook, and the compression ratios.
+run(out_path) writes the rows as JSON.
 """
 from __future__ import annotations
 
