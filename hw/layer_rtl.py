@@ -16,6 +16,7 @@ import numpy as np
 
 from hw.errors import UserError
 from hw.ir import MVAU, LabelSelect, Threshold, dtype_bits, dtype_signed
+from quant import codebook
 
 MODES = {"xnor": 0, "ternary": 1, "int": 2}
 STYLE_CONST, STYLE_ROM = 0, 1
@@ -130,13 +131,35 @@ def check_folding(name: str, total: int, fold: int, what: str) -> None:
 
 def weight_style(layer: MVAU, wbits: int) -> int:
     if layer.weight_memory == "codebook":
-        raise UserError(f"layer {layer.name}: weight_memory 'codebook' is not supported yet; accepted: auto, const, rom")
+        if layer.mode != "ternary":
+            raise UserError(f"layer {layer.name}: weight_memory 'codebook' stores ternary weights; this layer is "
+                            f"{layer.mode} (accepted for it: auto, const, rom)")
+        return STYLE_ROM
     if layer.weight_memory == "const":
         return STYLE_CONST
     if layer.weight_memory == "rom":
         return STYLE_ROM
     unrolled = layer.pe == layer.mh and layer.simd == layer.mw
     return STYLE_CONST if unrolled or layer.mh * layer.mw * wbits <= AUTO_CONST_MAX_BITS else STYLE_ROM
+
+
+def tree_fanin(product_bits: int) -> int:
+    """Terms added per adder-tree stage: wide for 1-bit popcounts, narrower as products grow, so each
+    registered stage stays a few LUT levels deep."""
+    return 16 if product_bits <= 2 else 8 if product_bits <= 4 else 4
+
+
+def codebook_words(w: np.ndarray, pe: int, simd: int) -> tuple[list[int], int]:
+    """Weight words of 5-bit codes (quant.codebook): per lane the SIMD weights of one column fold,
+    zero-padded to a multiple of three, lane p code g at bit (p*CG + g)*5. Returns (words, word width)."""
+    nf, sf = w.shape[0] // pe, w.shape[1] // simd
+    cg = codebook.groups_per_row(simd)
+    words = []
+    for n in range(nf):
+        for s in range(sf):
+            codes = codebook.encode_rows(w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd])
+            words.append(pack(codes.ravel(), codebook.CODE_BITS))
+    return words, pe * cg * codebook.CODE_BITS
 
 
 @dataclass
@@ -200,14 +223,20 @@ def mvau_rtl(layer: MVAU, in_fmt: Fmt, prefix: str) -> LayerRTL:
     style = weight_style(layer, wf.bits)
     pe, simd, sf, nf = layer.pe, layer.simd, layer.mw // layer.simd, layer.mh // layer.pe
     w = layer.weight_array()
-    wwidth = pe * simd * wf.bits
-    wwords = [pack(w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd], wf.bits) for n in range(nf) for s in range(sf)]
+    coded = layer.weight_memory == "codebook"
+    if coded:
+        wwords, wwidth = codebook_words(w, pe, simd)
+    else:
+        wwidth = pe * simd * wf.bits
+        wwords = [pack(w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd], wf.bits) for n in range(nf) for s in range(sf)]
+    product_bits = {"xnor": 2, "ternary": in_fmt.bits + 1, "int": in_fmt.bits + wf.bits + 1}[layer.mode]
     act, twords, twidth, out = _activation(layer.name, layer.threshold_array(), layer.threshold_bias,
                                            layer.output_dtype, lo, hi, pe, acc)
     params = {
         "MODE": MODES[layer.mode], "MW": layer.mw, "MH": layer.mh, "SIMD": simd, "PE": pe,
         "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed), "W_BITS": wf.bits, "W_SIGNED": int(wf.signed),
-        "ACC_BITS": acc.bits, "ACC_SIGNED": int(acc.signed), "MEM_STYLE": style, **act,
+        "ACC_BITS": acc.bits, "ACC_SIGNED": int(acc.signed), "MEM_STYLE": style, "W_CODEBOOK": int(coded),
+        "FANIN": tree_fanin(product_bits), **act,
     }
     files = {}
     if style == STYLE_CONST:

@@ -1,5 +1,6 @@
-// MultiThreshold datapath (combinational), FINN semantics: y = #{i : a >= T[i]} + BIAS.
-// Shared by the MVAU output stage and the standalone threshold unit. Thresholds are signed TH_BITS
+// MultiThreshold datapath, FINN semantics: y = #{i : a >= T[i]} + BIAS. Combinational, or with the
+// comparison results registered (REG = 1: one cycle of latency, the compare and the count in separate
+// cycles). Shared by the MVAU output stage and the standalone threshold unit. Thresholds are signed TH_BITS
 // values wide enough for [lo, hi + 1] of the input (one bit more than a signed input, two more than an
 // unsigned one), so "never reached" and "always reached" are representable whatever the signedness.
 `default_nettype none
@@ -11,8 +12,10 @@ module pqhw_mt #(
     parameter int NT        = 1,   // thresholds per lane (>= 1)
     parameter int TH_BITS   = 9,   // bits of one signed threshold (>= IN_BITS + 1, + 2 if unsigned input)
     parameter int BIAS      = 0,   // added to the count (FINN out_bias)
-    parameter int OUT_BITS  = 2    // bits of one output element; count + BIAS wraps to this width
+    parameter int OUT_BITS  = 2,   // bits of one output element; count + BIAS wraps to this width
+    parameter bit REG       = 0    // register the comparisons: out_data follows in_data by one cycle
 ) (
+    input  wire logic                        clk,         // used when REG = 1
     input  wire logic [LANES*IN_BITS-1:0]    in_data,
     input  wire logic [LANES*NT*TH_BITS-1:0] thresholds,  // lane l, threshold i at [(l*NT+i)*TH_BITS]
     output logic [LANES*OUT_BITS-1:0]        out_data
@@ -26,16 +29,31 @@ module pqhw_mt #(
 
     localparam int CW = $clog2(NT + 1);
 
+    logic [LANES*NT-1:0] ge, ge_q;  // lane l, threshold i reached at [l*NT+i]
     always_comb begin
         for (int l = 0; l < LANES; l++) begin
             logic [TH_BITS-1:0] a;
-            logic [CW-1:0] cnt;
             a = {{(TH_BITS - IN_BITS){IN_SIGNED & in_data[l*IN_BITS + IN_BITS - 1]}}, in_data[l*IN_BITS +: IN_BITS]};
+            for (int i = 0; i < NT; i++) begin
+                ge[l*NT + i] = $signed(a) >= $signed(thresholds[(l*NT + i)*TH_BITS +: TH_BITS]);
+            end
+        end
+    end
+
+    if (REG) begin : g_reg
+        always_ff @(posedge clk) begin
+            ge_q <= ge;
+        end
+    end else begin : g_comb
+        assign ge_q = ge;
+    end
+
+    always_comb begin
+        for (int l = 0; l < LANES; l++) begin
+            logic [CW-1:0] cnt;
             cnt = '0;
             for (int i = 0; i < NT; i++) begin
-                if ($signed(a) >= $signed(thresholds[(l*NT + i)*TH_BITS +: TH_BITS])) begin
-                    cnt = cnt + 1'b1;
-                end
+                cnt = cnt + CW'(ge_q[l*NT + i]);
             end
             out_data[l*OUT_BITS +: OUT_BITS] = OUT_BITS'(32'(cnt) + BIAS);
         end

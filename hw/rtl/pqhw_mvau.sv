@@ -8,6 +8,15 @@
 // 1..8 bits, signed or unsigned). The accumulator is ACC_BITS wide and read as signed or unsigned per
 // ACC_SIGNED; sums wrap modulo 2^ACC_BITS, exact whenever the true range fits.
 //
+// Pipeline (one row fold enters per cycle): B weight word and input beat registered; [codebook: codes
+// decoded to weights, registered]; the SIMD products of each PE lane summed by a tree that adds FANIN
+// terms per stage with a register after every stage; C accumulate over the SF column folds; D
+// thresholds compared, registered, counted; then the output FIFO.
+//
+// Weight memory: plain words of PE x SIMD weights, or (ternary, ROM) the codebook of quant/codebook.py:
+// each lane's SIMD weights zero-padded to a multiple of three, three weights per 5-bit code
+// t0 + 3 t1 + 9 t2 with trit t = w mod 3 (0, +1 -> 1, -1 -> 2).
+//
 // Flow control is credit based: a row fold is only started when its result has a guaranteed slot in the
 // output FIFO, so the datapath never stalls mid-pipeline and s_axis_tready depends on registered state
 // only (no combinational path from m_axis_tready).
@@ -31,11 +40,14 @@ module pqhw_mvau #(
     parameter int BIAS       = 0,   // MultiThreshold out_bias
     parameter int OUT_BITS   = 16,  // bits of one output element
     parameter int MEM_STYLE  = 0,   // weights and thresholds: 0 constants (W_INIT, T_INIT), 1 ROM files
-    parameter W_FILE = "",          // $readmemh weights: word nf*SF+sf, lane p simd s at [(p*SIMD+s)*W_BITS]
+    parameter bit W_CODEBOOK = 0,   // ternary ROM words hold 5-bit codes of three weights (needs MODE 1, MEM_STYLE 1)
+    parameter W_FILE = "",          // $readmemh weights: word nf*SF+sf, lane p simd s at [(p*SIMD+s)*W_BITS];
+                                    // codebook: lane p code g (simd 3g..3g+2) at [(p*CG+g)*5], CG = ceil(SIMD/3)
     parameter T_FILE = "",          // $readmemh thresholds: word nf, lane p thr i at [(p*NT+i)*TH_BITS]
     parameter logic [MH*MW*W_BITS-1:0] W_INIT = '0,                      // weight words, word a at [a*PE*SIMD*W_BITS]
     parameter logic [(NT > 0 ? (TH_SHARED ? 1 : MH) * NT * TH_BITS : 1)-1:0] T_INIT = '0,  // threshold words
-    parameter int OUT_DEPTH  = 8    // output FIFO beats; >= 8 sustains one row fold per cycle
+    parameter int FANIN      = 16,  // products (then partial sums) added per adder-tree stage (>= 2)
+    parameter int OUT_DEPTH  = 4    // output FIFO beats beyond the pipeline depth; >= 4 sustains one row fold a cycle
 ) (
     input  wire logic                     clk,
     input  wire logic                     rst,            // synchronous, active high
@@ -49,14 +61,36 @@ module pqhw_mvau #(
     localparam int SF = MW / SIMD;
     localparam int NF = MH / PE;
     localparam int WD = NF * SF;                       // weight words
-    localparam int WW = PE * SIMD * W_BITS;            // bits per weight word
+    localparam int CG = (SIMD + 2) / 3;                // codes per lane and word (codebook)
+    localparam int WW = W_CODEBOOK ? PE * CG * 5 : PE * SIMD * W_BITS;  // bits per weight word
     localparam int TD = TH_SHARED ? 1 : NF;            // threshold words
     localparam int TW = (TH_SHARED ? 1 : PE) * (NT > 0 ? NT : 1) * TH_BITS;
     localparam int SFW = SF > 1 ? $clog2(SF) : 1;
     localparam int NFW = NF > 1 ? $clog2(NF) : 1;
     localparam int WAW = WD > 1 ? $clog2(WD) : 1;
     localparam int TAW = TD > 1 ? $clog2(TD) : 1;
-    localparam int CW = $clog2(OUT_DEPTH + 1);
+    localparam int PW = MODE == 0 ? 2 : MODE == 1 ? IN_BITS + 1 : IN_BITS + W_BITS + 1;  // signed product bits
+    localparam int T = tree_stages(SIMD, FANIN);       // adder-tree register stages
+    localparam int N1 = (SIMD + FANIN - 1) / FANIN;    // tree nodes per lane after the first stage
+    localparam int CB = W_CODEBOOK ? 1 : 0;            // decode stage
+    localparam int MR = NT > 0 ? 1 : 0;                // registered threshold comparisons
+    localparam int LAT = 2 + CB + T + MR;              // cycles from issue to the output FIFO
+    localparam int FD = OUT_DEPTH + LAT;               // output FIFO beats
+    localparam int CW = $clog2(FD + 1);
+
+    // Stages of a tree adding at most f terms a stage until one sum per lane is left (at least one).
+    function automatic int tree_stages(input int n, input int f);
+        int stages, span;
+        stages = 1;
+        span = f;
+        for (int i = 0; i < 32; i++) begin
+            if (span < n) begin
+                stages = stages + 1;
+                span = span * f;
+            end
+        end
+        tree_stages = stages;
+    endfunction
 
     if (MODE < 0 || MODE > 2) begin : g_bad_mode
         pqhw_error_mvau_mode_must_be_0_xnor_1_ternary_2_int u_err ();
@@ -79,8 +113,11 @@ module pqhw_mvau #(
     if (NT == 0 && OUT_BITS < ACC_BITS) begin : g_bad_out
         pqhw_error_mvau_out_bits_must_hold_the_accumulator u_err ();
     end
-    if (OUT_DEPTH < 2 || ACC_BITS < 1 || ACC_BITS > 32) begin : g_bad_misc
-        pqhw_error_mvau_out_depth_ge_2_and_acc_bits_1_to_32 u_err ();
+    if (OUT_DEPTH < 2 || ACC_BITS < 1 || ACC_BITS > 32 || FANIN < 2) begin : g_bad_misc
+        pqhw_error_mvau_out_depth_ge_2_fanin_ge_2_and_acc_bits_1_to_32 u_err ();
+    end
+    if (W_CODEBOOK && (MODE != 1 || MEM_STYLE != 1)) begin : g_bad_codebook
+        pqhw_error_mvau_codebook_needs_ternary_mode_and_rom_weights u_err ();
     end
     if (MEM_STYLE != 0 && MEM_STYLE != 1) begin : g_bad_mem
         pqhw_error_mvau_mem_style_must_be_0_const_or_1_rom u_err ();
@@ -95,7 +132,7 @@ module pqhw_mvau #(
 
     wire logic last_sf     = (sf == SFW'(SF - 1));
     wire logic from_stream = (nf == '0);
-    wire logic credit_ok   = ({1'b0, fifo_count} + {1'b0, inflight}) < (CW + 1)'(OUT_DEPTH);
+    wire logic credit_ok   = ({1'b0, fifo_count} + {1'b0, inflight}) < (CW + 1)'(FD);
     wire logic may_issue   = !last_sf || credit_ok;
     wire logic fire        = may_issue && (from_stream ? s_axis_tvalid : 1'b1);
     assign s_axis_tready   = from_stream && may_issue;
@@ -147,56 +184,124 @@ module pqhw_mvau #(
 
     logic [WW-1:0] w_b;
     pqhw_mem #(
-        .WIDTH(WW), .DEPTH(WD), .STYLE(MEM_STYLE), .INIT_FILE(W_FILE), .INIT(W_INIT)
+        .WIDTH(WW), .DEPTH(WD), .STYLE(MEM_STYLE), .INIT_FILE(W_FILE), .INIT((WW*WD)'(W_INIT))
     ) u_wmem (
         .clk(clk), .en(fire), .addr(waddr), .rdata(w_b)
     );
 
-    // ---- stage B: SIMD-wide dot product per PE lane ---------------------------------------------------
-    logic [PE*ACC_BITS-1:0] dot;
+    // ---- codebook: 5-bit codes to ternary weights (two's complement 2-bit), registered -----------------
+    logic [SIMD*IN_BITS-1:0] x_e;
+    logic [PE*SIMD*W_BITS-1:0] w_e;
+    logic v_e, first_e, last_e;
+    logic [NFW-1:0] nf_e;
+    if (W_CODEBOOK) begin : g_decode
+        logic [PE*SIMD*W_BITS-1:0] w_dec;
+        always_comb begin
+            for (int p = 0; p < PE; p++) begin
+                for (int s = 0; s < SIMD; s++) begin
+                    logic [4:0] code;
+                    logic [4:0] trit;
+                    code = w_b[(p*CG + s/3)*5 +: 5];
+                    trit = (s % 3 == 0) ? code % 5'd3 : (s % 3 == 1) ? (code / 5'd3) % 5'd3 : code / 5'd9;
+                    w_dec[(p*SIMD + s)*W_BITS +: W_BITS] = (trit == 5'd1) ? W_BITS'(1) : (trit == 5'd2) ? '1 : '0;
+                end
+            end
+        end
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                v_e <= 1'b0;
+            end else begin
+                v_e <= v_b;
+            end
+            x_e <= x_b;
+            w_e <= w_dec;
+            first_e <= first_b;
+            last_e <= last_b;
+            nf_e <= nf_b;
+        end
+    end else begin : g_plain
+        assign x_e = x_b;
+        assign w_e = w_b;
+        assign v_e = v_b;
+        assign first_e = first_b;
+        assign last_e = last_b;
+        assign nf_e = nf_b;
+    end
+
+    // ---- products: PE x SIMD signed PW-bit terms --------------------------------------------------------
+    logic [PE*SIMD*PW-1:0] prod;
     always_comb begin
         for (int p = 0; p < PE; p++) begin
-            logic [ACC_BITS-1:0] sum;
-            sum = '0;
             for (int s = 0; s < SIMD; s++) begin
                 logic [IN_BITS-1:0] x;
                 logic [W_BITS-1:0] w;
                 logic signed [IN_BITS:0] xs;
                 logic signed [W_BITS:0] ws;
-                logic signed [IN_BITS+W_BITS+1:0] prod;
-                x = x_b[s*IN_BITS +: IN_BITS];
-                w = w_b[(p*SIMD + s)*W_BITS +: W_BITS];
+                x = x_e[s*IN_BITS +: IN_BITS];
+                w = w_e[(p*SIMD + s)*W_BITS +: W_BITS];
                 xs = {IN_SIGNED & x[IN_BITS-1], x};
                 ws = {W_SIGNED & w[W_BITS-1], w};
                 if (MODE == 0) begin
-                    prod = {{(IN_BITS + W_BITS + 1){1'b0}}, x[0] ~^ w[0]};
+                    prod[(p*SIMD + s)*PW +: PW] = PW'({1'b0, x[0] ~^ w[0]});
                 end else if (MODE == 1) begin
                     // the cast is parenthesised: Yosys reads -(N)'(x) as a cast to size -(N)
-                    prod = (w == W_BITS'(1)) ? (IN_BITS + W_BITS + 2)'(xs)
-                         : (w == {W_BITS{1'b1}}) ? -((IN_BITS + W_BITS + 2)'(xs)) : '0;
+                    prod[(p*SIMD + s)*PW +: PW] = (w == W_BITS'(1)) ? PW'(xs)
+                                                : (w == {W_BITS{1'b1}}) ? -(PW'(xs)) : '0;
                 end else begin
-                    prod = xs * ws;
+                    prod[(p*SIMD + s)*PW +: PW] = PW'(xs * ws);
                 end
-                sum = sum + ACC_BITS'(prod);
             end
-            dot[p*ACC_BITS +: ACC_BITS] = sum;
+        end
+    end
+
+    // ---- adder tree: stage k adds FANIN nodes of stage k-1 (stage 0: the products), registered ----------
+    // Node j of lane p after stage k (1..T) at [(((k-1)*PE + p)*N1 + j)*ACC_BITS].
+    logic [T*PE*N1*ACC_BITS-1:0] tr;
+    always_ff @(posedge clk) begin
+        for (int k = 1; k <= T; k++) begin
+            for (int p = 0; p < PE; p++) begin
+                for (int j = 0; j < (SIMD + FANIN**k - 1) / FANIN**k; j++) begin
+                    logic signed [ACC_BITS-1:0] sum;
+                    sum = '0;
+                    for (int i = 0; i < FANIN; i++) begin
+                        int c;
+                        c = j*FANIN + i;
+                        if (k == 1 && c < SIMD) begin
+                            sum = sum + ACC_BITS'($signed(prod[(p*SIMD + c)*PW +: PW]));
+                        end else if (k > 1 && c < (SIMD + FANIN**(k-1) - 1) / FANIN**(k-1)) begin
+                            sum = sum + $signed(tr[((((k > 1 ? k - 2 : 0))*PE + p)*N1 + c)*ACC_BITS +: ACC_BITS]);
+                        end
+                    end
+                    tr[(((k-1)*PE + p)*N1 + j)*ACC_BITS +: ACC_BITS] <= sum;
+                end
+            end
         end
     end
 
     logic [PE*ACC_BITS-1:0] dot_c;
-    logic v_c, first_c, last_c;
-    logic [NFW-1:0] nf_c;
+    always_comb begin
+        for (int p = 0; p < PE; p++) begin
+            dot_c[p*ACC_BITS +: ACC_BITS] = tr[(((T-1)*PE + p)*N1)*ACC_BITS +: ACC_BITS];
+        end
+    end
+
+    // side band through the tree: valid, first/last column fold, neuron fold
+    logic [T-1:0] v_t, first_t, last_t;
+    logic [T*NFW-1:0] nf_t;
     always_ff @(posedge clk) begin
         if (rst) begin
-            v_c <= 1'b0;
+            v_t <= '0;
         end else begin
-            v_c <= v_b;
+            v_t <= T'({v_t, v_e});
         end
-        dot_c <= dot;
-        first_c <= first_b;
-        last_c <= last_b;
-        nf_c <= nf_b;
+        first_t <= T'({first_t, first_e});
+        last_t <= T'({last_t, last_e});
+        nf_t <= (T*NFW)'({nf_t, nf_e});
     end
+    wire logic v_c = v_t[T-1];
+    wire logic first_c = first_t[T-1];
+    wire logic last_c = last_t[T-1];
+    wire logic [NFW-1:0] nf_c = nf_t[(T-1)*NFW +: NFW];
 
     // ---- stage C: accumulate; a finished row fold moves on to D ----------------------------------------
     logic [PE*ACC_BITS-1:0] acc, acc_next, res_d;
@@ -221,8 +326,9 @@ module pqhw_mvau #(
         end
     end
 
-    // ---- stage D: activation, into the output FIFO ------------------------------------------------------
+    // ---- stage D: activation (comparisons registered when NT > 0), into the output FIFO ----------------
     logic [PE*OUT_BITS-1:0] y_d;
+    logic v_y;  // y_d is a finished row fold
     if (NT > 0) begin : g_act
         logic [TW-1:0] t_d;
         logic [PE*NT*TH_BITS-1:0] t_lanes;
@@ -238,11 +344,19 @@ module pqhw_mvau #(
         end
         pqhw_mt #(
             .LANES(PE), .IN_BITS(ACC_BITS), .IN_SIGNED(ACC_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
-            .BIAS(BIAS), .OUT_BITS(OUT_BITS)
+            .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(1)
         ) u_mt (
-            .in_data(res_d), .thresholds(t_lanes), .out_data(y_d)
+            .clk(clk), .in_data(res_d), .thresholds(t_lanes), .out_data(y_d)
         );
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                v_y <= 1'b0;
+            end else begin
+                v_y <= v_d;
+            end
+        end
     end else begin : g_no_act
+        assign v_y = v_d;
         always_comb begin
             for (int p = 0; p < PE; p++) begin
                 y_d[p*OUT_BITS +: OUT_BITS] = {{(OUT_BITS - ACC_BITS){ACC_SIGNED & res_d[p*ACC_BITS + ACC_BITS - 1]}},
@@ -254,19 +368,19 @@ module pqhw_mvau #(
     always_ff @(posedge clk) begin
         if (rst) begin
             inflight <= '0;
-        end else if ((fire && last_sf) && !v_d) begin
+        end else if ((fire && last_sf) && !v_y) begin
             inflight <= inflight + 1'b1;
-        end else if (v_d && !(fire && last_sf)) begin
+        end else if (v_y && !(fire && last_sf)) begin
             inflight <= inflight - 1'b1;
         end
     end
 
-    logic fifo_ready;  // always high when v_d: the credit check reserved the slot
+    logic fifo_ready;  // always high when v_y: the credit check reserved the slot
     pqhw_fifo #(
-        .WIDTH(PE*OUT_BITS), .DEPTH(OUT_DEPTH)
+        .WIDTH(PE*OUT_BITS), .DEPTH(FD)
     ) u_out (
         .clk(clk), .rst(rst),
-        .s_axis_tdata(y_d), .s_axis_tvalid(v_d), .s_axis_tready(fifo_ready),
+        .s_axis_tdata(y_d), .s_axis_tvalid(v_y), .s_axis_tready(fifo_ready),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
         .count(fifo_count)
     );

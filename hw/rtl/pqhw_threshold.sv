@@ -89,7 +89,7 @@ module pqhw_threshold #(
         .LANES(PE), .IN_BITS(IN_BITS), .IN_SIGNED(IN_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
         .BIAS(BIAS), .OUT_BITS(OUT_BITS)
     ) u_mt (
-        .in_data(x_b), .thresholds(t_lanes), .out_data(y_b)
+        .clk(clk), .in_data(x_b), .thresholds(t_lanes), .out_data(y_b)
     );
 
     logic fifo_ready;  // always high when v_b: the credit check reserved the slot
