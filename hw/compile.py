@@ -1,4 +1,5 @@
-"""`pqhw compile`: QONNX model -> verified FINN HW graph -> folded integer graph (graph.json, compile.json).
+"""`pqhw compile`: QONNX model -> verified FINN HW graph -> folded integer graph (graph.json, compile.json,
+estimate.json with the resources per layer and in total for the board's family, or ECP5 without a board).
 
 The output directory is built beside its final place and renamed into it, so an interrupted compile never
 leaves a graph that a later step would trust.
@@ -16,12 +17,47 @@ import numpy as np
 
 from hw.errors import UserError
 from hw.finn_flow import finn_environment, load_model, run_flow
-from hw.folding import apply_folding_file, apply_to_finn, expected_cycles_per_frame, fold_for_fps, layer_cycles
+from hw.estimate import estimate_graph
+from hw.folding import (apply_folding_file, apply_to_finn, expected_cycles_per_frame, fold_for_board, fold_for_fps,
+                        layer_cycles)
 from hw.from_finn import graph_from_finn
 from hw.ir import MVAU, Graph, dtype_range
 from hw.reference import run_graph
 
 ESTIMATE_PART = "xc7z020clg400-1"  # FINN's estimates are per Xilinx part; a Zynq-7020 as the anchor
+DEFAULT_FAMILY = "ecp5"  # family of estimate.json when no board is named
+WEIGHT_MEMORIES = ("plain", "codebook")
+
+
+def set_weight_memory(graph: Graph, weight_memory: str) -> Graph:
+    """`codebook` stores the weights of ternary MVAUs as packed 5-bit codes (three weights a code)."""
+    if weight_memory not in WEIGHT_MEMORIES:
+        raise UserError(f"--weight-memory {weight_memory!r}: accepted {', '.join(WEIGHT_MEMORIES)}")
+    if weight_memory == "plain":
+        return graph
+    g = graph.model_copy(deep=True)
+    ternary = [l for l in g.layers if isinstance(l, MVAU) and l.mode == "ternary"]
+    if not ternary:
+        raise UserError("--weight-memory codebook: the graph has no ternary MVAU; codebook memories hold ternary "
+                        "weights only (accepted for this graph: plain)")
+    for l in ternary:
+        l.weight_memory = "codebook"
+    return g
+
+
+def choose_folding(graph: Graph, board: str | None, target_fps: float | None, clock_mhz: float,
+                   folding_file: Path | None) -> Graph:
+    """An explicit folding file wins; with a board, the fastest (or cheapest reaching --target-fps) folding
+    that fits it; else the cheapest folding reaching --target-fps; else the graph's own folding."""
+    if folding_file is not None:
+        return apply_folding_file(graph, folding_file)
+    if board is not None:
+        from boards.registry import get_board
+
+        return fold_for_board(graph, get_board(board), clock_mhz, target_fps)
+    if target_fps is not None:
+        return fold_for_fps(graph, target_fps, clock_mhz)
+    return graph
 
 
 def sample_vectors(model_path: Path, graph_input_dtype: str, shape, rng_seed: int = 0):
@@ -84,9 +120,35 @@ def compile_report(graph: Graph, clock_mhz: float, finn_cycles: dict, finn_luts:
             "expected_fps": round(clock_mhz * 1e6 / cycles, 1)}
 
 
-def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = None, clock_mhz: float = 100.0,
-                  folding_file: Path | None = None, progress=None) -> dict:
+def _write_estimate(graph: Graph, board: str | None, staging: Path, report: dict) -> dict:
+    """estimate.json for the graph; a graph the RTL cannot build yet (e.g. convolutions) gets none, and
+    compile.json says why."""
+    try:
+        estimate = estimate_graph(graph, DEFAULT_FAMILY, board)
+    except UserError as err:
+        if board is not None:
+            raise
+        return {"estimate_family": None, "estimate_total": None, "estimate_error": str(err)}
+    (staging / "estimate.json").write_text(json.dumps(estimate, indent=1) + "\n")
+    for row in report["layers"]:
+        row["est_luts"] = estimate["layers"][row["name"]]["luts"]
+    return {"estimate_family": estimate["family"], "estimate_total": estimate["total"]}
+
+
+def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = None, clock_mhz: float | None = None,
+                  folding_file: Path | None = None, progress=None, board: str | None = None,
+                  weight_memory: str = "plain") -> dict:
+    """Compile, fold and estimate; clock_mhz defaults to the board's clock, or 100 MHz without a board."""
     t0 = time.perf_counter()
+    if weight_memory not in WEIGHT_MEMORIES:
+        raise UserError(f"--weight-memory {weight_memory!r}: accepted {', '.join(WEIGHT_MEMORIES)}")
+    if board is not None:
+        from boards.registry import get_board
+        from hw.estimate import family_of
+
+        family_of(board)  # refuses boards without an estimate before FINN runs
+        clock_mhz = clock_mhz or get_board(board).clock.mhz
+    clock_mhz = clock_mhz or 100.0
     model_path, out_dir = Path(model_path), Path(out_dir)
     model = load_model(model_path)
     iname = model.graph.input[0].name
@@ -111,15 +173,14 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
         if len(bad):
             raise RuntimeError(f"numpy reference differs from FINN execution on {len(bad)} vectors "
                                f"(first: vector {bad[0]}: {ref[bad[0]]} vs {finn[bad[0]]})")
-        if folding_file is not None:
-            graph = apply_folding_file(graph, folding_file)
-        elif target_fps is not None:
-            graph = fold_for_fps(graph, target_fps, clock_mhz)
+        graph = set_weight_memory(graph, weight_memory)
+        graph = choose_folding(graph, board, target_fps, clock_mhz, folding_file)
         with finn_environment(staging / "finn_build"):
             finn_cycles, finn_luts = finn_estimates(hw_model, graph)
             hw_model.save(str(staging / "finn_hw.onnx"))
         graph.save(staging / "graph.json")
         report = compile_report(graph, clock_mhz, finn_cycles, finn_luts)
+        report.update(board=board, weight_memory=weight_memory, **_write_estimate(graph, board, staging, report))
         report.update(model=str(model_path), flow_steps=record, reference_vs_finn_vectors=len(samples),
                       reference_vs_finn_mismatches=0, compile_seconds=round(time.perf_counter() - t0, 2))
         (staging / "compile.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -138,10 +199,15 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Output directory.")
 @click.option("--target-fps", type=float, default=None, help="Frames per second to reach (cheapest folding).")
-@click.option("--clock-mhz", type=float, default=100.0, show_default=True, help="Clock for --target-fps.")
+@click.option("--clock-mhz", type=float, default=None,
+              help="Clock for the folding [default: the board clock, or 100 MHz without --board].")
 @click.option("--folding", "folding_file", type=click.Path(path_type=Path), default=None,
               help="Explicit folding JSON: {layer: {pe, simd}}.")
-def cli(model, out_dir, target_fps, clock_mhz, folding_file):
+@click.option("--board", default=None,
+              help="Fold for this board: the fastest folding whose estimate fits (see `pqhw boards`).")
+@click.option("--weight-memory", type=click.Choice(WEIGHT_MEMORIES), default="plain", show_default=True,
+              help="codebook: ternary MVAU weights as packed 5-bit codes.")
+def cli(model, out_dir, target_fps, clock_mhz, folding_file, board, weight_memory):
     """Compile a QONNX model into a folded integer graph (graph.json, compile.json)."""
     from rich.console import Console
     from rich.table import Table
@@ -151,16 +217,20 @@ def cli(model, out_dir, target_fps, clock_mhz, folding_file):
         console = Console(width=160)  # a log file gets the whole table rather than wrapped cells
     with console.status("FINN front-end") as status:
         report = compile_model(model, out_dir, target_fps, clock_mhz, folding_file,
-                               progress=lambda s: status.update(f"FINN front-end: {s} verified"))
+                               progress=lambda s: status.update(f"FINN front-end: {s} verified"), board=board,
+                               weight_memory=weight_memory)
+    est = report["estimate_total"]
+    said = (f"estimate {report['estimate_family']}{' ' + board if board else ''}: {est['luts']} LUTs, {est['ffs']} "
+            f"FFs, {est['brams']} BRAMs with the board wrapper" if est else "no estimate: " + report["estimate_error"])
     table = Table(title=f"{out_dir} ({report['expected_cycles_per_frame']} cycles/frame, "
-                        f"{report['expected_fps']:.0f} fps at {clock_mhz} MHz)")
+                        f"{report['expected_fps']:.0f} fps at {report['clock_mhz']:g} MHz; {said})")
     for col in ("layer", "kind", "MH x MW", "PE", "SIMD", "weights", "in", "out", "w/a bits", "BOPs", "cycles",
-                "FINN cycles", "FINN LUTs"):
+                "FINN cycles", "FINN LUTs", "est. LUTs"):
         table.add_column(col)
     for l in report["layers"]:
         bits = f"{l['weight_bits']}/{l['act_bits']}" if "weight_bits" in l else "-"
         table.add_row(l["name"], l.get("mode", l["kind"]), f"{l['mh']} x {l['mw']}", str(l["pe"]),
                       str(l["simd"] or "-"), str(l["weight_dtype"] or "-"), l["input_dtype"], l["output_dtype"],
                       bits, f"{l.get('bops', 0):,}" if "bops" in l else "-", str(l["expected_cycles"]),
-                      str(l["finn_exp_cycles"]), str(l["finn_est_luts"]))
+                      str(l["finn_exp_cycles"]), str(l["finn_est_luts"]), str(l.get("est_luts", "-")))
     console.print(table)

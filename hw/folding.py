@@ -110,3 +110,110 @@ def finn_exp_cycles(model) -> dict[str, int]:
     from finn.analysis.fpgadataflow.exp_cycles_per_layer import exp_cycles_per_layer
 
     return {k: int(v) for k, v in model.analysis(exp_cycles_per_layer).items()}
+
+
+# Board-budget folding ------------------------------------------------------------------------------------
+# Fraction of every board resource kept free beyond the estimate (the estimate's error, routing slack).
+HEADROOM = 0.15
+
+
+def layer_options(layer, budget: int) -> list[dict]:
+    """Every folding of one layer that takes at most `budget` cycles per frame, fewest lanes first."""
+    if isinstance(layer, MVAU):
+        opts = [{"pe": pe, "simd": simd} for pe in divisors(layer.mh) for simd in divisors(layer.mw)
+                if (layer.mh // pe) * (layer.mw // simd) * layer.num_vectors <= budget]
+        return sorted(opts, key=lambda o: (o["pe"] * o["simd"], o["pe"], -o["simd"]))
+    vectors = getattr(layer, "num_vectors", 1)
+    return [{"pe": d} for d in divisors(layer.channels) if layer.channels // d * vectors <= budget]
+
+
+def reachable_cycles(graph: Graph) -> list[int]:
+    """Every frame interval some folding gives, fastest first (the slowest layer sets the interval)."""
+    values = set()
+    for layer in graph.layers:
+        if isinstance(layer, MVAU):
+            values |= {(layer.mh // pe) * (layer.mw // s) * layer.num_vectors
+                       for pe in divisors(layer.mh) for s in divisors(layer.mw)}
+        else:
+            values |= {layer.channels // d * getattr(layer, "num_vectors", 1) for d in divisors(layer.channels)}
+    floor = max(layer_cycles(_unrolled(l)) for l in graph.layers)  # the slowest layer fully unrolled
+    return sorted(v for v in values if v >= floor)
+
+
+def _unrolled(layer):
+    l = layer.model_copy()
+    l.pe = l.mh if isinstance(l, MVAU) else l.channels
+    if isinstance(l, MVAU):
+        l.simd = l.mw
+    return l
+
+
+def _pressure(total: dict, resources, headroom: float) -> float:
+    """The most used board resource as a fraction of what may be used (> 1: does not fit)."""
+    limits = {"luts": resources.luts, "ffs": resources.ffs, "brams": resources.bram_blocks, "dsps": resources.dsps}
+    return max(total.get(k, 0) * (1 + headroom) / v if v else (float("inf") if total.get(k, 0) else 0.0)
+               for k, v in limits.items())
+
+
+def fit_at_budget(graph: Graph, budget: int, family: str, resources, headroom: float = HEADROOM):
+    """(graph, estimate total, pressure) for a folding within `budget` cycles: the cheapest one, then layer by
+    layer the option that lowers the pressure on the board most (trading LUTs for BRAM and back)."""
+    from hw.estimate import estimate_total
+
+    g = fold_for_cycles(graph, budget)
+    total = estimate_total(g, family)
+    best = _pressure(total, resources, headroom)
+    improved = best > 1.0
+    while improved:
+        improved = False
+        for i, layer in enumerate(graph.layers):
+            for opt in layer_options(layer, budget):
+                trial = g.model_copy(deep=True)
+                for key, value in opt.items():
+                    setattr(trial.layers[i], key, value)
+                t = estimate_total(trial, family)
+                p = _pressure(t, resources, headroom)
+                if p < best - 1e-9:
+                    g, total, best, improved = trial, t, p, True
+        if best <= 1.0:
+            break
+    return g, total, best
+
+
+def fold_for_board(graph: Graph, board, clock_mhz: float, target_fps: float | None = None,
+                   headroom: float = HEADROOM) -> Graph:
+    """The highest-throughput folding whose estimate (wrapper included, `headroom` kept free) fits the board;
+    with target_fps, the cheapest folding reaching it that fits. UserError with needed vs available if none."""
+    from hw.estimate import family_of
+
+    family = family_of(board.family)
+    if target_fps is not None:
+        if target_fps <= 0 or clock_mhz <= 0:
+            raise UserError(f"--target-fps ({target_fps}) and --clock-mhz ({clock_mhz}) must be positive")
+        budget = int(clock_mhz * 1e6 // target_fps)
+        if budget < 1:
+            raise UserError(f"--target-fps {target_fps:g} asks for less than 1 cycle per frame at {clock_mhz:g} MHz")
+        budgets = [budget]
+    else:
+        budgets = reachable_cycles(graph)
+    last = None
+    for budget in budgets:
+        try:
+            g, total, pressure = fit_at_budget(graph, budget, family, board.resources, headroom)
+        except UserError:
+            continue  # a layer cannot reach this interval at all
+        if pressure <= 1.0:
+            return g
+        last = (budget, total)
+    if last is None:
+        raise UserError(f"no folding reaches {budgets[0]} cycles per frame (--target-fps {target_fps:g} at "
+                        f"{clock_mhz:g} MHz); lower --target-fps")
+    budget, total = last
+    r = board.resources
+    limits = {"luts": r.luts, "ffs": r.ffs, "brams": r.bram_blocks, "dsps": r.dsps}
+    need = ", ".join(f"{k} {int(total[k]):,} of {int(v / (1 + headroom)):,} usable ({v:,} on the board)"
+                     for k, v in limits.items() if total.get(k, 0) * (1 + headroom) > v)
+    what = f"reaching {target_fps:g} fps" if target_fps is not None else "of this network"
+    raise UserError(f"no folding {what} fits board {board.name} ({board.device}) with {headroom:.0%} headroom: "
+                    f"the cheapest at {budget} cycles/frame needs {need}; lower --target-fps or choose a larger "
+                    f"board (`pqhw boards`)")

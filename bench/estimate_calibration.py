@@ -1,0 +1,208 @@
+"""Estimate vs place and route: the four digits configs at a few foldings on the open boards.
+
+Why: hw/estimate.py's coefficients are only as good as their last fit against the RTL as it is now. This
+benchmark compiles the configs, builds real bitstreams (one place and route at a time), compares them with
+the estimate, and refits the coefficients by non-negative least squares so that a changed RTL can be
+recalibrated by running it again (`python -m bench.estimate_calibration --work DIR` prints the new table).
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ["digits_w1a1", "digits_tern_a2", "digits_w2a2", "digits_w4a4"]
+BOARDS = ["ulx3s-85f", "icebreaker"]
+# Folding name -> cycles per frame (None: the compile default, PE = SIMD = 1). "default" is the target set.
+FOLDINGS = {"default": None, "c512": 512, "c64": 64}
+
+
+def prepare_run(work: Path, config: str) -> Path:
+    """Train, export and compile one config at its default folding, unless already done in `work`."""
+    from hw.compile import compile_model
+    from quant.config import load_config
+    from quant.export import export_run
+    from quant.train import train_run
+
+    run = work / "runs" / config
+    if not (run / "hw" / "graph.json").is_file():
+        cfg = load_config(ROOT / "configs" / f"{config}.yaml")
+        cfg.training.float_baseline = False
+        train_run(cfg, run, show_progress=False)
+        export_run(run)
+        compile_model(run / "model.qonnx.onnx", run / "hw")
+    return run
+
+
+def fold_variant(hw_dir: Path, cycles: int | None, out: Path) -> Path:
+    """graph.json folded to `cycles` per frame and its emitted RTL, in `out` (the default: hw_dir itself)."""
+    from hw.emit import emit
+    from hw.folding import fold_for_cycles
+    from hw.ir import Graph
+
+    graph = Graph.load(hw_dir / "graph.json")
+    if cycles is None:
+        out = hw_dir
+    else:
+        graph = fold_for_cycles(graph, cycles)
+        out.mkdir(parents=True, exist_ok=True)
+        graph.save(out / "graph.json")
+    emit(graph, out)
+    return out
+
+
+def _rtl_digest(hw_dir: Path) -> str:
+    from hw.board_top import RTL_DIR, WRAPPER_RTL
+
+    h = hashlib.sha256()
+    for p in sorted((hw_dir / "rtl").iterdir()) + [RTL_DIR / n for n in WRAPPER_RTL]:
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def place_and_route(hw_dir: Path, board_name: str) -> dict:
+    """bitstream.json numbers for hw_dir on the board; reused while the RTL is byte-identical."""
+    from boards.registry import get_board
+    from hw.bitstream import build_bitstream
+    from hw.board_top import board_sources
+    from hw.errors import UserError
+
+    digest = _rtl_digest(hw_dir)
+    cache = hw_dir / f"pnr_{board_name}.json"
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("rtl_digest") == digest:
+            return cached
+    board = get_board(board_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        sources, top, data = board_sources(hw_dir, board, Path(tmp))
+        try:
+            summary = build_bitstream(sources, top, board, hw_dir / board.name, data_files=data)
+        except UserError as err:  # does not fit, or the tools failed: recorded, not fatal
+            summary = {"error": str(err).splitlines()[0]}
+    summary["rtl_digest"] = digest
+    cache.write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def design_features(graph, family: str) -> dict:
+    """Summed model features of a whole design (what the linear model multiplies by its coefficients)."""
+    from hw.estimate import layer_features
+
+    total = {"one": 1.0}
+    for lf in layer_features(graph, family).values():
+        for k, v in lf["features"].items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def collect(work: Path, configs=CONFIGS, boards=BOARDS, foldings=FOLDINGS, echo=print) -> list[dict]:
+    """One row per (config, folding, board): estimate, place-and-route numbers, features, errors."""
+    from boards.registry import get_board
+    from hw.estimate import estimate_graph
+    from hw.folding import expected_cycles_per_frame
+    from hw.ir import Graph
+
+    rows = []
+    for config in configs:
+        run = prepare_run(work, config)
+        for fold_name, cycles in foldings.items():
+            hw_dir = fold_variant(run / "hw", cycles, run / f"hw_{fold_name}")
+            graph = Graph.load(hw_dir / "graph.json")
+            for board_name in boards:
+                family = get_board(board_name).family
+                t0 = time.perf_counter()
+                actual = place_and_route(hw_dir, board_name)
+                est = estimate_graph(graph, family, board_name)["total"]
+                row = {"config": config, "folding": fold_name, "cycles_per_frame": expected_cycles_per_frame(graph),
+                       "board": board_name, "family": family, "estimate": est,
+                       "features": design_features(graph, family)}
+                if "error" in actual:
+                    row["error"] = actual["error"]
+                else:
+                    row["actual"] = {k: actual[k] for k in ("luts", "ffs", "brams", "dsps")}
+                    row["fmax_mhz"] = actual.get("fmax_mhz")
+                    row["error_pct"] = {k: _err(est[k], actual[k]) for k in ("luts", "ffs", "brams")}
+                rows.append(row)
+                echo(f"{config:15s} {fold_name:8s} {board_name:11s} est {est['luts']:6d} LUTs "
+                     f"act {row.get('actual', {}).get('luts', '-')!s:>6} ({time.perf_counter() - t0:.0f} s)")
+    return rows
+
+
+def _err(est: float, act: float) -> float | None:
+    return None if not act else round(100.0 * (est - act) / act, 1)
+
+
+def fit(rows: list[dict], family: str) -> dict:
+    """Non-negative least squares of LUTs and FFs on the features, relative error weighted (each design
+    counts alike, small or large)."""
+    from scipy.optimize import nnls
+
+    from hw.estimate import COEFFS, FEATURES
+
+    data = [r for r in rows if r["family"] == family and "actual" in r]
+    out = {}
+    for res in ("luts", "ffs"):
+        names = [f for f in FEATURES if f in COEFFS[family][res]]
+        a = np.array([[r["features"].get(f, 0.0) for f in names] for r in data], dtype=float)
+        b = np.array([r["actual"][res] for r in data], dtype=float)
+        w = 1.0 / np.maximum(b, 1.0)
+        coef, _ = nnls(a * w[:, None], b * w)
+        out[res] = {n: round(float(c), 4) for n, c in zip(names, coef)}
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| config | folding | board | cycles | LUTs est/act (err) | FFs est/act (err) | BRAM est/act |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        e, a = r["estimate"], r.get("actual")
+        if a is None:
+            lines.append(f"| {r['config']} | {r['folding']} | {r['board']} | {r['cycles_per_frame']} | "
+                         f"{e['luts']} / - | {e['ffs']} / - | {e['brams']} / - ({r['error']}) |")
+            continue
+        p = r["error_pct"]
+        lines.append(f"| {r['config']} | {r['folding']} | {r['board']} | {r['cycles_per_frame']} | "
+                     f"{e['luts']} / {a['luts']} ({p['luts']:+.1f} %) | {e['ffs']} / {a['ffs']} ({p['ffs']:+.1f} %) | "
+                     f"{e['brams']} / {a['brams']} |")
+    return "\n".join(lines)
+
+
+def run(work: Path) -> dict:
+    """Benchmark entry: rows with errors, the worst LUT error at the default folding, and refitted
+    coefficients (what COEFFS in hw/estimate.py would become)."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = collect(work)
+    (work / "estimate_calibration.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (work / "estimate_calibration.md").write_text(table(rows) + "\n")
+    default = [abs(r["error_pct"]["luts"]) for r in rows if r["folding"] == "default" and "error_pct" in r]
+    families = sorted({r["family"] for r in rows})
+    return {"rows": rows, "table": str(work / "estimate_calibration.md"),
+            "max_abs_lut_error_pct_default": max(default) if default else None,
+            "target_lut_error_pct": 25, "refit": {f: fit(rows, f) for f in families}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "estimate")
+    parser.add_argument("--boards", nargs="*", default=BOARDS)
+    parser.add_argument("--configs", nargs="*", default=CONFIGS)
+    parser.add_argument("--foldings", nargs="*", default=list(FOLDINGS), help=f"subset of {list(FOLDINGS)}")
+    args = parser.parse_args(argv)
+    rows = collect(args.work, args.configs, args.boards, {k: FOLDINGS[k] for k in args.foldings})
+    (args.work / "estimate_calibration.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(table(rows))
+    for family in sorted({r["family"] for r in rows}):
+        print(family, json.dumps(fit(rows, family)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,277 @@
+"""LUT/FF/BRAM/DSP estimates per layer and per design for the open FPGA families (ecp5, ice40, gowin).
+
+Why: `pqhw compile --board` must pick a folding that fits before minutes of place and route are spent,
+and `pqhw bitstream` refuses designs that cannot fit. The estimate reads the design exactly as hw.emit
+plans it (block parameters, weight storage, FIFO depths, width converters), so it follows the emitter.
+
+Model. Every block is reduced to a few structural features (`block_features`): datapath lanes weighted by
+their arithmetic, accumulator and comparator bits, bits of constant tables read through multiplexers,
+flip-flops the RTL declares, and its memories. Memories are placed per family (`place_memory`): block RAM
+(blocks counted from the family's RAM geometry), distributed RAM or flip-flops. LUTs and FFs are then a
+linear function of the features with coefficients per family (COEFFS), fitted by least squares against
+place and route of emitted designs; bench/estimate_calibration.py measures the error and refits them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from hw.errors import UserError
+from hw.ir import MVAU, Graph
+
+FAMILIES = ("ecp5", "ice40", "gowin")
+RESOURCES = ("luts", "ffs", "brams", "dsps", "bram_bits")
+
+# Block RAM geometry: bits per block and the (depth, width) shapes one block can take.
+BRAM_SHAPES = {
+    "ecp5": [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)],   # DP16KD
+    "ice40": [(2048, 2), (1024, 4), (512, 8), (256, 16)],                            # SB_RAM40_4K
+    "gowin": [(16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36)],  # BSRAM
+}
+BRAM_BITS = {"ecp5": 18432, "ice40": 4096, "gowin": 18432}
+# Distributed RAM cell (depth, width), where the family has one (ECP5 DPR16X4, Gowin RAM16SDP4).
+LUTRAM_CELL = {"ecp5": (16, 4), "gowin": (16, 4), "ice40": None}
+# A ROM (weights/thresholds with MEM_STYLE rom) of at least this many bits goes to block RAM.
+ROM_BRAM_MIN_BITS = 1024
+# A stream buffer (FIFO, input replay buffer) of at least this depth goes to block RAM; shallower ones go
+# to distributed RAM, or to flip-flops where the family has none.
+RAM_BRAM_MIN_DEPTH = {"ecp5": 257, "gowin": 257, "ice40": 32}
+
+FEATURES = ("one", "blocks", "links", "lanes", "acc_bits", "cmp_bits", "const_bits", "lutram", "ff_ram_bits",
+            "stream_bits", "reg_bits")
+
+# Coefficients per family and resource over FEATURES; "fitted" says against which designs.
+COEFFS = {
+    "ecp5": {"luts": {"one": 0.0, "blocks": 40.0, "links": 20.0, "lanes": 1.5, "acc_bits": 2.0, "cmp_bits": 1.0,
+                      "const_bits": 0.1, "lutram": 3.0, "ff_ram_bits": 1.0, "stream_bits": 1.0, "reg_bits": 0.0},
+             "ffs": {"one": 0.0, "blocks": 10.0, "links": 5.0, "ff_ram_bits": 1.0, "reg_bits": 1.0}},
+    "ice40": {"luts": {"one": 0.0, "blocks": 40.0, "links": 20.0, "lanes": 1.5, "acc_bits": 2.0, "cmp_bits": 1.0,
+                       "const_bits": 0.15, "lutram": 0.0, "ff_ram_bits": 1.5, "stream_bits": 1.0, "reg_bits": 0.3},
+              "ffs": {"one": 0.0, "blocks": 10.0, "links": 5.0, "ff_ram_bits": 1.0, "reg_bits": 1.0}},
+    "gowin": {"luts": {"one": 0.0, "blocks": 40.0, "links": 20.0, "lanes": 1.5, "acc_bits": 2.0, "cmp_bits": 1.0,
+                       "const_bits": 0.15, "lutram": 1.0, "ff_ram_bits": 1.0, "stream_bits": 1.0, "reg_bits": 0.0},
+              "ffs": {"one": 0.0, "blocks": 10.0, "links": 5.0, "ff_ram_bits": 1.0, "reg_bits": 1.0}},
+}
+FITTED = {"date": None, "designs": "initial structural guesses, not fitted"}
+
+
+@dataclass
+class Memory:
+    """One memory of a block: what it holds, its shape, and whether it is a ROM or a written buffer."""
+    role: str
+    width: int
+    depth: int
+    rom: bool
+
+
+def family_of(board_or_family: str) -> str:
+    """A family name, or the family of a known board; UserError for families without an estimate."""
+    if board_or_family in FAMILIES:
+        return board_or_family
+    from boards.registry import OPEN_FAMILIES, all_boards, get_board
+
+    families = {b.family for b in all_boards().values()} | set(OPEN_FAMILIES)
+    where = f"family {board_or_family}"
+    if board_or_family not in families:
+        board = get_board(board_or_family)
+        if board.family in FAMILIES:
+            return board.family
+        where = f"board {board.name} ({board.family}, {board.device})"
+    raise UserError(f"{where}: resource estimates cover the open families {', '.join(FAMILIES)} only; "
+                    f"choose a board of those (`pqhw boards`)")
+
+
+def bram_blocks(family: str, width: int, depth: int) -> int:
+    """Fewest blocks of the family's RAM holding depth x width, over the block's aspect ratios."""
+    best = None
+    for d, w in BRAM_SHAPES[family]:
+        n = math.ceil(depth / d) * math.ceil(width / w)
+        best = n if best is None else min(best, n)
+    return best
+
+
+def place_memory(family: str, mem: Memory) -> dict:
+    """Where synthesis puts a memory: {"brams", "bram_bits"} or {"lutram"} cells or {"ff_ram_bits"}."""
+    bits = mem.width * mem.depth
+    if mem.rom:
+        if bits >= ROM_BRAM_MIN_BITS:
+            return {"brams": bram_blocks(family, mem.width, mem.depth), "bram_bits": bits}
+        return {"const_bits": bits}
+    if mem.depth >= RAM_BRAM_MIN_DEPTH[family]:
+        return {"brams": bram_blocks(family, mem.width, mem.depth), "bram_bits": bits}
+    cell = LUTRAM_CELL[family]
+    if cell is None:
+        return {"ff_ram_bits": bits}
+    return {"lutram": math.ceil(mem.depth / cell[0]) * math.ceil(mem.width / cell[1])}
+
+
+def _lane_cost(p: dict) -> float:
+    """Arithmetic of one PE x SIMD lane: an XNOR bit, a ternary add/subtract, or a multiplier."""
+    if p["MODE"] == 0:
+        return 1.0
+    if p["MODE"] == 1:
+        return p["IN_BITS"] + 2.0
+    return float(p["IN_BITS"] * p["W_BITS"])
+
+
+def _mvau(p: dict, dsp_family: bool) -> tuple[dict, list[Memory], int]:
+    pe, simd, mw, mh = p["PE"], p["SIMD"], p["MW"], p["MH"]
+    sf, nf = mw // simd, mh // pe
+    nt, acc = p.get("NT", 0), p["ACC_BITS"]
+    th_words = 1 if p.get("TH_SHARED", 0) else nf
+    tw = (1 if p.get("TH_SHARED", 0) else pe) * max(nt, 1) * p.get("TH_BITS", 0)
+    ww = pe * simd * p["W_BITS"]
+    f = {"blocks": 1, "lanes": pe * simd * _lane_cost(p), "acc_bits": pe * acc, "cmp_bits": pe * nt * p.get("TH_BITS", 0),
+         "stream_bits": simd * p["IN_BITS"] + pe * p["OUT_BITS"],
+         "reg_bits": simd * p["IN_BITS"] + 3 * pe * acc + 2 * math.ceil(math.log2(max(sf * nf, 2)))}
+    mems = []
+    rom = p.get("MEM_STYLE", 0) == 1
+    for role, width, depth in (("weights", ww, sf * nf), ("thresholds", tw if nt else 0, th_words)):
+        if not width:
+            continue
+        if rom:
+            mems.append(Memory(role, width, depth, rom=True))
+            f["reg_bits"] += width
+        elif depth > 1:
+            f["const_bits"] = f.get("const_bits", 0) + width * depth
+            f["reg_bits"] += width
+    if nf > 1:
+        mems.append(Memory("input_buffer", simd * p["IN_BITS"], sf, rom=False))
+    mems.append(Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 8), rom=False))
+    dsps = pe * simd if dsp_family and p["MODE"] == 2 and min(p["IN_BITS"], p["W_BITS"]) >= 3 else 0
+    return f, mems, dsps
+
+
+def _threshold(p: dict) -> tuple[dict, list[Memory]]:
+    pe, ch, nt, tb = p["PE"], p["CH"], p["NT"], p["TH_BITS"]
+    nf = ch // pe
+    tw = (1 if p.get("TH_SHARED", 0) else pe) * nt * tb
+    f = {"blocks": 1, "cmp_bits": pe * nt * tb, "stream_bits": pe * (p["IN_BITS"] + p["OUT_BITS"]),
+         "reg_bits": pe * p["IN_BITS"] + tw}
+    mems = [Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]
+    depth = 1 if p.get("TH_SHARED", 0) else nf
+    if p.get("MEM_STYLE", 0) == 1:
+        mems.append(Memory("thresholds", tw, depth, rom=True))
+    elif depth > 1:
+        f["const_bits"] = tw * depth
+    return f, mems
+
+
+def _label_select(p: dict) -> dict:
+    pe, bits, ch = p["PE"], p["IN_BITS"] + 1, p["CH"]
+    iw = max(1, math.ceil(math.log2(max(ch, 2))))
+    return {"blocks": 1, "cmp_bits": pe * bits, "stream_bits": pe * p["IN_BITS"],
+            "reg_bits": 2 * pe * (bits + iw) + 2 * bits + 4 * iw}
+
+
+def _link(stage, nxt) -> tuple[dict, list[Memory]]:
+    """The FIFO (and width converter) from one block to the next, as hw.emit wires them."""
+    f = {"links": 1, "stream_bits": stage.out_width}
+    mems = [Memory("link_fifo", stage.out_width, stage.fifo_depth, rom=False)]
+    if stage.dwc:
+        cap = 2 * (stage.out_n + nxt.in_n)
+        f["links"] += 1
+        f["stream_bits"] += cap * stage.out_bits
+        f["reg_bits"] = cap * stage.out_bits
+    return f, mems
+
+
+def _add(into: dict, more: dict) -> dict:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + v
+    return into
+
+
+def layer_features(graph: Graph, family: str) -> dict[str, dict]:
+    """Per layer: {"features": {...}, "brams", "bram_bits", "dsps", "memories"} from hw.emit's plan."""
+    from hw.emit import plan
+
+    family = family_of(family)
+    stages = plan(_planable(graph))
+    out = {}
+    for i, st in enumerate(stages):
+        p = st.rtl.params
+        dsps = 0
+        if st.module == "pqhw_mvau":
+            f, mems, dsps = _mvau(p, family == "ecp5")
+        elif st.module == "pqhw_threshold":
+            f, mems = _threshold(p)
+        else:
+            f, mems = _label_select(p), []
+        if i + 1 < len(stages):
+            lf, lm = _link(st, stages[i + 1])
+            _add(f, lf)
+            mems += lm
+        placed = {"brams": 0, "bram_bits": 0}
+        for m in mems:
+            _add(placed, place_memory(family, m))
+        for key in ("const_bits", "lutram", "ff_ram_bits"):
+            if key in placed:
+                f[key] = f.get(key, 0) + placed.pop(key)
+        out[st.layer_name] = {"features": f, "brams": placed["brams"], "bram_bits": placed["bram_bits"],
+                              "dsps": dsps, "memories": [vars(m) for m in mems]}
+    return out
+
+
+def _planable(graph: Graph) -> Graph:
+    """Codebook weight memories are estimated as ROMs of their packed codes (5 bits per 3 weights)."""
+    if not any(isinstance(l, MVAU) and l.weight_memory == "codebook" for l in graph.layers):
+        return graph
+    g = graph.model_copy(deep=True)
+    for l in g.layers:
+        if isinstance(l, MVAU) and l.weight_memory == "codebook":
+            l.weight_memory = "rom"
+    return g
+
+
+def linear(coeffs: dict, features: dict) -> float:
+    return sum(coeffs.get(k, 0.0) * v for k, v in features.items())
+
+
+def estimate_graph(graph: Graph, family: str, board: str | None = None) -> dict:
+    """The estimate.json document: per-layer and total resources, the board wrapper included in the total."""
+    from hw.bitstream import WRAPPER_COST
+    from hw.board_top import stream_shape, wrapper_cost
+
+    family = family_of(board or family)
+    c = COEFFS[family]
+    layers = {}
+    total = {k: 0.0 for k in RESOURCES}
+    for name, lf in layer_features(graph, family).items():
+        f = lf["features"]
+        row = {"luts": round(linear(c["luts"], f)), "ffs": round(linear(c["ffs"], f)), "brams": lf["brams"],
+               "dsps": lf["dsps"], "bram_bits": lf["bram_bits"]}
+        if isinstance(_layer(graph, name), MVAU):
+            row["weight_memory"] = _layer(graph, name).weight_memory
+        layers[name] = {**row, "features": {k: round(v, 2) for k, v in f.items()}}
+        _add(total, {k: row[k] for k in RESOURCES})
+    top = {"luts": c["luts"].get("one", 0.0), "ffs": c["ffs"].get("one", 0.0)}
+    wrapper = wrapper_cost(stream_shape(graph), WRAPPER_COST)
+    accel = {k: round(v + top.get(k, 0.0)) for k, v in total.items()}
+    total = {k: accel[k] + wrapper.get(k, 0) for k in RESOURCES}
+    doc = {"family": family, "layers": layers, "accelerator": accel, "wrapper": wrapper, "total": total,
+           "coefficients_fitted": FITTED}
+    if board:
+        doc = {"family": family, "board": board, **{k: v for k, v in doc.items() if k != "family"}}
+    return doc
+
+
+def _layer(graph: Graph, name: str):
+    return next(l for l in graph.layers if l.name == name)
+
+
+def estimate_total(graph: Graph, family: str) -> dict:
+    return estimate_graph(graph, family)["total"]
+
+
+def over_budget(total: dict, resources, headroom: float) -> list[tuple[str, int, int]]:
+    """Resources the total exceeds after keeping `headroom` (a fraction) of the board free: (key, need, limit)."""
+    limits = {"luts": resources.luts, "ffs": resources.ffs, "brams": resources.bram_blocks, "dsps": resources.dsps,
+              "bram_bits": resources.bram_bits}
+    over = []
+    for key, limit in limits.items():
+        need = int(total.get(key, 0))
+        usable = int(limit / (1 + headroom))
+        if need > usable:
+            over.append((key, need, usable))
+    return over
