@@ -119,9 +119,10 @@ def collect(work: Path, configs=CONFIGS, boards=BOARDS, foldings=FOLDINGS, echo=
                 family = get_board(board_name).family
                 t0 = time.perf_counter()
                 actual = place_and_route(hw_dir, board_name)
-                est = estimate_graph(graph, family, board_name)["total"]
+                doc = estimate_graph(graph, family, board_name)
+                est = doc["total"]
                 row = {"config": config, "folding": fold_name, "cycles_per_frame": expected_cycles_per_frame(graph),
-                       "board": board_name, "family": family, "estimate": est,
+                       "board": board_name, "family": family, "estimate": est, "wrapper": doc["wrapper"],
                        "features": design_features(graph, family)}
                 if "error" in actual:
                     row["error"] = actual["error"]
@@ -140,8 +141,10 @@ def _err(est: float, act: float) -> float | None:
 
 
 def fit(rows: list[dict], family: str) -> dict:
-    """Non-negative least squares of LUTs and FFs on the features, relative error weighted (each design
-    counts alike, small or large)."""
+    """New LUT and FF coefficients for a family from its measured rows, relative error weighted (small and
+    large designs count alike). With at least two designs per coefficient: non-negative least squares on
+    every feature; with fewer: one least-squares scale factor on the current coefficients (the structure is
+    kept, the level is fitted)."""
     from scipy.optimize import nnls
 
     from hw.estimate import COEFFS, FEATURES
@@ -149,11 +152,17 @@ def fit(rows: list[dict], family: str) -> dict:
     data = [r for r in rows if r["family"] == family and "actual" in r]
     out = {}
     for res in ("luts", "ffs"):
-        names = [f for f in FEATURES if f in COEFFS[family][res]]
+        current = COEFFS[family][res]
+        names = [f for f in FEATURES if f in current]
         a = np.array([[r["features"].get(f, 0.0) for f in names] for r in data], dtype=float)
-        b = np.array([r["actual"][res] for r in data], dtype=float)
+        b = np.array([r["actual"][res] - r["wrapper"].get(res, 0) for r in data], dtype=float)  # the accelerator
         w = 1.0 / np.maximum(b, 1.0)
-        coef, _ = nnls(a * w[:, None], b * w)
+        if len(data) >= 2 * len(names):
+            coef, _ = nnls(a * w[:, None], b * w)
+        else:
+            e = a @ np.array([current[n] for n in names]) * w  # current estimate / actual
+            scale = float(e.sum() / (e * e).sum()) if len(data) else 1.0
+            coef = scale * np.array([current[n] for n in names])
         out[res] = {n: round(float(c), 4) for n, c in zip(names, coef)}
     return out
 

@@ -33,9 +33,10 @@ BRAM_BITS = {"ecp5": 18432, "ice40": 4096, "gowin": 18432}
 LUTRAM_CELL = {"ecp5": (16, 4), "gowin": (16, 4), "ice40": None}
 # A ROM (weights/thresholds with MEM_STYLE rom) of at least this many bits goes to block RAM.
 ROM_BRAM_MIN_BITS = 1024
-# A stream buffer (FIFO, input replay buffer) of at least this depth goes to block RAM; shallower ones go
-# to distributed RAM, or to flip-flops where the family has none.
-RAM_BRAM_MIN_DEPTH = {"ecp5": 257, "gowin": 257, "ice40": 32}
+# A stream buffer (FIFO, input replay buffer) of at least this depth and this many bits goes to block RAM;
+# smaller ones go to distributed RAM, or to flip-flops where the family has none (iCE40).
+RAM_BRAM_MIN_DEPTH = {"ecp5": 257, "gowin": 257, "ice40": 16}
+RAM_BRAM_MIN_BITS = {"ecp5": 4096, "gowin": 4096, "ice40": 128}
 
 FEATURES = ("one", "blocks", "links", "lanes", "acc_bits", "cmp_bits", "const_bits", "lutram", "ff_ram_bits",
             "stream_bits", "reg_bits")
@@ -97,7 +98,7 @@ def place_memory(family: str, mem: Memory) -> dict:
         if bits >= ROM_BRAM_MIN_BITS:
             return {"brams": bram_blocks(family, mem.width, mem.depth), "bram_bits": bits}
         return {"const_bits": bits}
-    if mem.depth >= RAM_BRAM_MIN_DEPTH[family]:
+    if mem.depth >= RAM_BRAM_MIN_DEPTH[family] and bits >= RAM_BRAM_MIN_BITS[family]:
         return {"brams": bram_blocks(family, mem.width, mem.depth), "bram_bits": bits}
     cell = LUTRAM_CELL[family]
     if cell is None:
