@@ -93,9 +93,9 @@ class RunConfig(_Strict):
         return method_config(self.method) if self.method is not None else (None, None)
 
 
-def _first_error(err: ValidationError) -> str:
+def _first_error(err: ValidationError, section: tuple = ()) -> str:
     e = err.errors()[0]
-    where = ".".join(str(p) for p in e["loc"] if p not in ("linear", "conv")) or "(top level)"
+    where = ".".join(str(p) for p in (*section, *e["loc"]) if p not in ("linear", "conv")) or "(top level)"
     if e["type"] == "extra_forbidden":
         return f"unknown key {where!r}"
     msg = e["msg"]
@@ -122,7 +122,7 @@ def parse_config(data: dict, source: str = "<config>") -> RunConfig:
     try:
         cfg.method_parts()
     except ValidationError as err:
-        raise UserError(f"{source}: method.{_first_error(err)}") from None
+        raise UserError(f"{source}: {_first_error(err, ('method',))}") from None
     except UserError as err:
         raise UserError(f"{source}: {err}") from None
     return cfg

@@ -26,7 +26,7 @@ from hw.errors import UserError
 from quant.checkpoint import atomic_torch_save, load_torch
 from quant.methods.ptq_layers import ternarize
 from quant.methods.ptq_model import PTQNet
-from quant.train import accuracy, seed_everything
+from quant.train import accuracy, seed_everything, train_epochs
 
 PHASES = ("pretrain", "prune", "quantize")
 
@@ -88,36 +88,18 @@ def _optimizer(model: PTQNet, tc, mcfg: Config, epochs: int):
 
 def fit_phase(model: PTQNet, split, tc, mcfg: Config, epochs: int, seed: int, progress=None,
               label: str = "") -> float:
-    """Trains one phase in place (cross-entropy, cosine schedule); returns the last batch loss."""
+    """Trains one phase in place (cross-entropy, cosine schedule); returns the last batch loss. After every
+    step the pruned weights stay zero and the thresholds stay non-negative."""
     opt, sched = _optimizer(model, tc, mcfg, epochs)
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.as_tensor(split.x_train, dtype=torch.float32)
-    y = torch.as_tensor(split.y_train)
-    loss_fn = nn.CrossEntropyLoss()
-    task = progress.add_task(label, total=epochs) if progress else None
-    loss = torch.zeros(())
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), tc.batch_size):
-            idx = order[i:i + tc.batch_size]
-            if len(idx) < 2:  # batch norm needs two samples
-                continue
-            opt.zero_grad()
-            loss = loss_fn(model(x[idx]), y[idx])
-            loss.backward()
-            opt.step()
-            with torch.no_grad():
-                for l in model.ptq_layers():
-                    l.w.weight.mul_(l.w.mask)
-                    l.w.delta.clamp_(min=0.0)
-        sched.step()
-        if not torch.isfinite(loss):
-            raise UserError(f"{label}: training diverged at epoch {epoch + 1} (loss {loss.item()}); "
-                            "lower training.lr")
-        if progress:
-            progress.update(task, advance=1, description=f"{label} loss {loss.item():.3f}")
-    return float(loss)
+
+    def keep_constraints():
+        with torch.no_grad():
+            for l in model.ptq_layers():
+                l.w.weight.mul_(l.w.mask)
+                l.w.delta.clamp_(min=0.0)
+
+    return train_epochs(model, split, opt, sched, epochs, tc.batch_size, torch.Generator().manual_seed(seed),
+                        progress, label, after_step=keep_constraints)
 
 
 def prune_and_reset(model: PTQNet, sparsity: float, reset: bool) -> None:

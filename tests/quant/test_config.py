@@ -54,3 +54,8 @@ def test_last_layer_must_not_have_activation():
 def test_unknown_method():
     with pytest.raises(UserError, match="method.name: 'admmm' is not a known method"):
         parse_config({**BASE, "method": {"name": "admmm"}})
+
+
+def test_unknown_method_key_is_named_in_full():
+    with pytest.raises(UserError, match=r"x.yaml: unknown key 'method.delta'"):
+        parse_config({**BASE, "method": {"name": "ptq", "delta": 1}}, "x.yaml")
