@@ -12,7 +12,9 @@ import click
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue from DIR/checkpoint.pt after an interruption.")
-@click.option("--epochs", type=int, default=None, help="Override training.epochs of the config.")
+@click.option("--epochs", type=int, default=None,
+              help="Override training.epochs (plain training and the float baseline; a method's phases keep "
+                   "their own epochs).")
 def train(config, out_dir, resume, epochs):
     """Quantization-aware training of CONFIG; writes DIR/model.pt and DIR/metrics.json."""
     from quant.config import load_config
