@@ -31,8 +31,9 @@ BRAM_SHAPES = {
 BRAM_BITS = {"ecp5": 18432, "ice40": 4096, "gowin": 18432}
 # Distributed RAM cell (depth, width), where the family has one (ECP5 DPR16X4, Gowin RAM16SDP4).
 LUTRAM_CELL = {"ecp5": (16, 4), "gowin": (16, 4), "ice40": None}
-# A ROM (weights/thresholds with MEM_STYLE rom) of at least this many bits goes to block RAM.
-ROM_BRAM_MIN_BITS = 1024
+# A ROM (weights/thresholds with MEM_STYLE rom) of at least this many bits goes to block RAM; smaller ones
+# become logic like constant tables.
+ROM_BRAM_MIN_BITS = 4096
 # A stream buffer (FIFO, input replay buffer) of at least this depth and this many bits goes to block RAM;
 # smaller ones go to distributed RAM, or to flip-flops where the family has none (iCE40).
 RAM_BRAM_MIN_DEPTH = {"ecp5": 257, "gowin": 257, "ice40": 16}
@@ -41,19 +42,23 @@ RAM_BRAM_MIN_BITS = {"ecp5": 4096, "gowin": 4096, "ice40": 128}
 FEATURES = ("one", "blocks", "links", "lanes", "acc_bits", "cmp_bits", "const_bits", "lutram", "ff_ram_bits",
             "stream_bits", "reg_bits")
 
-# Coefficients per family and resource over FEATURES; "fitted" says against which designs.
+# Coefficients per family and resource over FEATURES; FITTED says against which designs. ecp5 and ice40:
+# one least-squares scale on the structural coefficients (bench/estimate_calibration.fit) from nextpnr runs of
+# the digits w1a1 and tern_a2 configs at their default folding; gowin uses the ecp5 values unfitted.
 COEFFS = {
-    "ecp5": {"luts": {"one": 0.0, "blocks": 40.0, "links": 20.0, "lanes": 1.5, "acc_bits": 2.0, "cmp_bits": 1.0,
-                      "const_bits": 0.1, "lutram": 3.0, "ff_ram_bits": 1.0, "stream_bits": 1.0, "reg_bits": 0.0},
-             "ffs": {"one": 0.0, "blocks": 10.0, "links": 5.0, "ff_ram_bits": 1.0, "reg_bits": 1.0}},
-    "ice40": {"luts": {"one": 0.0, "blocks": 40.0, "links": 20.0, "lanes": 1.5, "acc_bits": 2.0, "cmp_bits": 1.0,
-                       "const_bits": 0.15, "lutram": 0.0, "ff_ram_bits": 1.5, "stream_bits": 1.0, "reg_bits": 0.3},
-              "ffs": {"one": 0.0, "blocks": 10.0, "links": 5.0, "ff_ram_bits": 1.0, "reg_bits": 1.0}},
-    "gowin": {"luts": {"one": 0.0, "blocks": 40.0, "links": 20.0, "lanes": 1.5, "acc_bits": 2.0, "cmp_bits": 1.0,
-                       "const_bits": 0.15, "lutram": 1.0, "ff_ram_bits": 1.0, "stream_bits": 1.0, "reg_bits": 0.0},
-              "ffs": {"one": 0.0, "blocks": 10.0, "links": 5.0, "ff_ram_bits": 1.0, "reg_bits": 1.0}},
+    "ecp5": {"luts": {"blocks": 52.62, "links": 26.31, "lanes": 1.973, "acc_bits": 2.631, "cmp_bits": 1.316,
+                      "const_bits": 0.1315, "lutram": 3.947, "ff_ram_bits": 1.316, "stream_bits": 1.316},
+             "ffs": {"blocks": 12.41, "links": 6.207, "ff_ram_bits": 1.2415, "reg_bits": 1.2415}},
+    "ice40": {"luts": {"blocks": 39.96, "links": 19.98, "lanes": 1.4985, "acc_bits": 1.998, "cmp_bits": 0.999,
+                       "const_bits": 0.1498, "ff_ram_bits": 1.4985, "stream_bits": 0.999, "reg_bits": 0.2997},
+              "ffs": {"blocks": 11.78, "links": 5.889, "ff_ram_bits": 1.1777, "reg_bits": 1.1777}},
+    "gowin": {"luts": {"blocks": 52.62, "links": 26.31, "lanes": 1.973, "acc_bits": 2.631, "cmp_bits": 1.316,
+                       "const_bits": 0.1315, "lutram": 1.316, "ff_ram_bits": 1.316, "stream_bits": 1.316},
+              "ffs": {"blocks": 12.41, "links": 6.207, "ff_ram_bits": 1.2415, "reg_bits": 1.2415}},
 }
-FITTED = {"date": None, "designs": "initial structural guesses, not fitted"}
+FITTED = {"date": "2026-11-25", "method": "scale",
+          "designs": "digits_w1a1, digits_tern_a2 at default folding; ulx3s-85f (ecp5), icebreaker (ice40)",
+          "gowin": "not fitted: ecp5 coefficients"}
 
 
 @dataclass

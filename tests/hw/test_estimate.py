@@ -169,3 +169,20 @@ def test_weight_memory_codebook_marks_ternary_layers():
         set_weight_memory(_graph(8, 8), "codebook")
     with pytest.raises(UserError, match="accepted plain, codebook"):
         set_weight_memory(g, "zip")
+
+
+@pytest.mark.slow
+@pytest.mark.bitstream
+@pytest.mark.parametrize("board", ["ulx3s-85f", "icebreaker"])
+def test_estimate_within_25_percent_of_place_and_route(shared_dir, board):
+    """The calibration target on a real digits run: estimated LUTs against nextpnr's count."""
+    from bench.estimate_calibration import fold_variant, place_and_route
+    from tests.conftest import build_run
+
+    run = build_run(shared_dir, "digits_w1a1")
+    hw_dir = fold_variant(run / "hw", None, run / "hw")
+    actual = place_and_route(hw_dir, board)
+    assert "error" not in actual, actual.get("error")
+    est = estimate_graph(Graph.load(hw_dir / "graph.json"), get_board(board).family)["total"]
+    assert abs(est["luts"] - actual["luts"]) <= 0.25 * actual["luts"], (est, actual)
+    assert est["brams"] <= actual["brams"] + 2 and actual["brams"] <= est["brams"] + 2
