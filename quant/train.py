@@ -177,3 +177,24 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
                       out_dir / "model.pt")
     write_json(out_dir / "metrics.json", metrics)
     return metrics
+
+
+def load_for_analysis(config_path):
+    """(trained float network, train batches, test batches) of a config's topology and dataset, for
+    `pqhw analyze finetune CONFIG`: the paper's comparison starts from the uncompressed network."""
+    from quant.config import load_config
+
+    cfg = load_config(config_path)
+    split = load_dataset(cfg.dataset)
+    seed_everything(cfg.training.seed)
+    model = build_model(cfg.model, split.image_shape, split.classes, quantized=False)
+    fit(model, split, cfg.training)
+    model.eval()
+
+    def batches(x, y, batch_size, shuffle):
+        ds = torch.utils.data.TensorDataset(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y))
+        gen = torch.Generator().manual_seed(cfg.training.seed)
+        return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen)
+
+    return (model, batches(split.x_train, split.y_train, cfg.training.batch_size, True),
+            batches(split.x_test, split.y_test, 512, False))

@@ -47,3 +47,17 @@ def test_resume_after_interruption_gives_the_same_model(tmp_path, monkeypatch):
     monkeypatch.setattr(train_mod, "atomic_torch_save", real_save)
     train_run(parse_config(CFG), tmp_path / "cut", resume=True, show_progress=False)
     assert _same(_state(tmp_path / "full" / "model.pt"), _state(tmp_path / "cut" / "model.pt"))
+
+
+def test_analyze_finetune_takes_a_training_config(tmp_path, cli):
+    import json
+
+    import yaml
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({**CFG, "training": {**CFG["training"], "epochs": 4}}))
+    code, out, err = cli("analyze", "finetune", cfg, "--out", tmp_path / "ft", "--bits", "4", "--epochs", "1")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "ft" / "finetune.json").read_text())["rows"]
+    assert [r["bits"] for r in rows] == [4] and rows[0]["prune_ratio"] == 0.75
+    assert 0.5 < rows[0]["baseline_accuracy"] <= 1.0
