@@ -257,19 +257,21 @@ module pqhw_mvau #(
     // ---- adder tree: stage k adds FANIN nodes of stage k-1 (stage 0: the products), registered ----------
     // Node j of lane p after stage k (1..T) at [(((k-1)*PE + p)*N1 + j)*ACC_BITS].
     logic [T*PE*N1*ACC_BITS-1:0] tr;
-    always_ff @(posedge clk) begin
-        for (int k = 1; k <= T; k++) begin
+    for (genvar k = 1; k <= T; k++) begin : g_tree
+        localparam int NK = (SIMD + FANIN**k - 1) / FANIN**k;            // nodes per lane after stage k
+        localparam int NP = (SIMD + FANIN**(k-1) - 1) / FANIN**(k-1);    // nodes per lane before it
+        always_ff @(posedge clk) begin
             for (int p = 0; p < PE; p++) begin
-                for (int j = 0; j < (SIMD + FANIN**k - 1) / FANIN**k; j++) begin
+                for (int j = 0; j < NK; j++) begin
                     logic signed [ACC_BITS-1:0] sum;
                     sum = '0;
                     for (int i = 0; i < FANIN; i++) begin
-                        int c;
-                        c = j*FANIN + i;
-                        if (k == 1 && c < SIMD) begin
-                            sum = sum + ACC_BITS'($signed(prod[(p*SIMD + c)*PW +: PW]));
-                        end else if (k > 1 && c < (SIMD + FANIN**(k-1) - 1) / FANIN**(k-1)) begin
-                            sum = sum + $signed(tr[((((k > 1 ? k - 2 : 0))*PE + p)*N1 + c)*ACC_BITS +: ACC_BITS]);
+                        if (j*FANIN + i < NP) begin
+                            if (k == 1) begin
+                                sum = sum + ACC_BITS'($signed(prod[(p*SIMD + j*FANIN + i)*PW +: PW]));
+                            end else begin
+                                sum = sum + $signed(tr[(((k > 1 ? k - 2 : 0)*PE + p)*N1 + j*FANIN + i)*ACC_BITS +: ACC_BITS]);
+                            end
                         end
                     end
                     tr[(((k-1)*PE + p)*N1 + j)*ACC_BITS +: ACC_BITS] <= sum;

@@ -75,3 +75,43 @@ def test_mvau_sweep(mode, in_dt, w_dt, mh, mw, pe, simd, sim, tmp_path, build_ro
                         weight_memory="rom" if pe * simd < mh * mw else "const")
     res = _run(layer, tmp_path, build_root, sim=sim, n=20)
     assert res["cycles_per_frame"] == _expected(layer)
+
+
+def _every_code_layer(mh, mw, pe, simd, in_dt):
+    """Ternary weights whose consecutive triples run through all 27 codes of quant.codebook (rows padded)."""
+    from quant.codebook import TABLE
+
+    layer = graphs.mvau(np.random.default_rng(11), "cb", "ternary", mh, mw, pe, simd, in_dt, "INT2", nt=3,
+                        weight_memory="codebook")
+    flat = np.tile(TABLE.ravel(), -(-mh * mw // TABLE.size))[: mh * mw]
+    return layer.model_copy(update={"weights": flat.reshape(mh, mw).tolist()})
+
+
+@pytest.mark.parametrize("mh,mw,pe,simd,in_dt", [
+    (9, 9, 3, 9, "INT3"),     # 27 codes exactly once, three codes per lane and word
+    (6, 10, 2, 5, "UINT2"),   # SIMD not a multiple of 3: each lane's chunk padded with zero weights
+])
+def test_codebook_weight_memory_at_every_code(mh, mw, pe, simd, in_dt, tmp_path, build_root):
+    """Codebook ROM decoded in logic equals the reference for every code; the ROM holds 5-bit codes."""
+    from hw.layer_rtl import dtype_fmt, layer_rtl
+    from quant.codebook import CODE_BITS, decode_rows, groups_per_row
+
+    layer = _every_code_layer(mh, mw, pe, simd, in_dt)
+    rtl = layer_rtl(layer, dtype_fmt(in_dt), "blk")
+    assert rtl.params["W_CODEBOOK"] == 1 and rtl.params["MEM_STYLE"] == 1
+    cg = groups_per_row(simd)
+    words = [int(w, 16) for w in rtl.files["blk_w.memh"].split()]
+    codes = [[(words[n * (mw // simd) + s] >> ((p * cg + g) * CODE_BITS)) & 31 for s in range(mw // simd)
+              for g in range(cg)] for n in range(mh // pe) for p in range(pe)]
+    chunks = [decode_rows(np.asarray(row).reshape(-1, cg), simd).ravel() for row in codes]
+    assert np.array_equal(np.asarray(chunks), layer.weight_array())
+    used = {c for row in codes for c in row}
+    assert max(used) < 27 and (mw % 3 or used == set(range(27)))
+    res = _run(layer, tmp_path, build_root, n=16)
+    assert res["cycles_per_frame"] == _expected(layer)
+
+
+def test_codebook_verilator(tmp_path, build_root):
+    layer = _every_code_layer(4, 12, 2, 6, "UINT4")
+    res = _run(layer, tmp_path, build_root, sim="verilator", n=12)
+    assert res["cycles_per_frame"] == _expected(layer) == 4
