@@ -8,10 +8,10 @@
 // 1..8 bits, signed or unsigned). The accumulator is ACC_BITS wide and read as signed or unsigned per
 // ACC_SIGNED; sums wrap modulo 2^ACC_BITS, exact whenever the true range fits.
 //
-// Pipeline (one row fold enters per cycle): B weight word and input beat registered; [codebook: codes
-// decoded to weights, registered]; the SIMD products of each PE lane summed by a tree that adds FANIN
+// Pipeline (one row fold enters per cycle): B weight word and input beat registered; [ROM: registered
+// again, block RAM outputs are slow]; [codebook: codes decoded to weights, registered]; the SIMD products of each PE lane summed by a tree that adds FANIN
 // terms per stage with a register after every stage; C accumulate over the SF column folds; D
-// thresholds compared, registered, counted; then the output FIFO.
+// thresholds [ROM: read registered] compared, registered, counted; then the output FIFO.
 //
 // Weight memory: plain words of PE x SIMD weights, or (ternary, ROM) the codebook of quant/codebook.py:
 // each lane's SIMD weights zero-padded to a multiple of three, three weights per 5-bit code
@@ -72,9 +72,11 @@ module pqhw_mvau #(
     localparam int PW = MODE == 0 ? 2 : MODE == 1 ? IN_BITS + 1 : IN_BITS + W_BITS + 1;  // signed product bits
     localparam int T = tree_stages(SIMD, FANIN);       // adder-tree register stages
     localparam int N1 = (SIMD + FANIN - 1) / FANIN;    // tree nodes per lane after the first stage
+    localparam int RR = MEM_STYLE == 1 ? 1 : 0;        // ROM read register
     localparam int CB = W_CODEBOOK ? 1 : 0;            // decode stage
     localparam int MR = NT > 0 ? 1 : 0;                // registered threshold comparisons
-    localparam int LAT = 2 + CB + T + MR;              // cycles from issue to the output FIFO
+    localparam int TR = NT > 0 && MEM_STYLE == 1 ? 1 : 0;  // threshold ROM read register
+    localparam int LAT = 2 + RR + CB + T + TR + MR;    // cycles from issue to the output FIFO
     localparam int FD = OUT_DEPTH + LAT;               // output FIFO beats
     localparam int CW = $clog2(FD + 1);
 
@@ -189,6 +191,34 @@ module pqhw_mvau #(
         .clk(clk), .en(fire), .addr(waddr), .rdata(w_b)
     );
 
+    // ---- ROM read register: block RAM outputs are slow (clk-to-q about 5 ns on ECP5), so they go straight
+    // into registers; constants (MEM_STYLE 0) are already registered by pqhw_mem
+    logic [SIMD*IN_BITS-1:0] x_r;
+    logic [WW-1:0] w_r;
+    logic v_r, first_r, last_r;
+    logic [NFW-1:0] nf_r;
+    if (MEM_STYLE == 1) begin : g_rom_reg
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                v_r <= 1'b0;
+            end else begin
+                v_r <= v_b;
+            end
+            x_r <= x_b;
+            w_r <= w_b;
+            first_r <= first_b;
+            last_r <= last_b;
+            nf_r <= nf_b;
+        end
+    end else begin : g_const_out
+        assign x_r = x_b;
+        assign w_r = w_b;
+        assign v_r = v_b;
+        assign first_r = first_b;
+        assign last_r = last_b;
+        assign nf_r = nf_b;
+    end
+
     // ---- codebook: 5-bit codes to ternary weights (two's complement 2-bit), registered -----------------
     logic [SIMD*IN_BITS-1:0] x_e;
     logic [PE*SIMD*W_BITS-1:0] w_e;
@@ -201,7 +231,7 @@ module pqhw_mvau #(
                 for (int s = 0; s < SIMD; s++) begin
                     logic [4:0] code;
                     logic [4:0] trit;
-                    code = w_b[(p*CG + s/3)*5 +: 5];
+                    code = w_r[(p*CG + s/3)*5 +: 5];
                     trit = (s % 3 == 0) ? code % 5'd3 : (s % 3 == 1) ? (code / 5'd3) % 5'd3 : code / 5'd9;
                     w_dec[(p*SIMD + s)*W_BITS +: W_BITS] = (trit == 5'd1) ? W_BITS'(1) : (trit == 5'd2) ? '1 : '0;
                 end
@@ -211,21 +241,21 @@ module pqhw_mvau #(
             if (rst) begin
                 v_e <= 1'b0;
             end else begin
-                v_e <= v_b;
+                v_e <= v_r;
             end
-            x_e <= x_b;
+            x_e <= x_r;
             w_e <= w_dec;
-            first_e <= first_b;
-            last_e <= last_b;
-            nf_e <= nf_b;
+            first_e <= first_r;
+            last_e <= last_r;
+            nf_e <= nf_r;
         end
     end else begin : g_plain
-        assign x_e = x_b;
-        assign w_e = w_b;
-        assign v_e = v_b;
-        assign first_e = first_b;
-        assign last_e = last_b;
-        assign nf_e = nf_b;
+        assign x_e = x_r;
+        assign w_e = w_r;
+        assign v_e = v_r;
+        assign first_e = first_r;
+        assign last_e = last_r;
+        assign nf_e = nf_r;
     end
 
     // ---- products: PE x SIMD signed PW-bit terms --------------------------------------------------------
@@ -339,22 +369,41 @@ module pqhw_mvau #(
         ) u_tmem (
             .clk(clk), .en(v_c && last_c), .addr(TH_SHARED ? TAW'(0) : TAW'(nf_c)), .rdata(t_d)
         );
+        // a threshold ROM output goes straight into a register, like the weight ROM's
+        logic [TW-1:0] t_q;
+        logic [PE*ACC_BITS-1:0] res_q;
+        logic v_q;
+        if (MEM_STYLE == 1) begin : g_t_reg
+            always_ff @(posedge clk) begin
+                if (rst) begin
+                    v_q <= 1'b0;
+                end else begin
+                    v_q <= v_d;
+                end
+                t_q <= t_d;
+                res_q <= res_d;
+            end
+        end else begin : g_t_const
+            assign t_q = t_d;
+            assign res_q = res_d;
+            assign v_q = v_d;
+        end
         if (TH_SHARED) begin : g_shared
-            assign t_lanes = {PE{t_d}};
+            assign t_lanes = {PE{t_q}};
         end else begin : g_per_channel
-            assign t_lanes = t_d;
+            assign t_lanes = t_q;
         end
         pqhw_mt #(
             .LANES(PE), .IN_BITS(ACC_BITS), .IN_SIGNED(ACC_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
             .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(1)
         ) u_mt (
-            .clk(clk), .in_data(res_d), .thresholds(t_lanes), .out_data(y_d)
+            .clk(clk), .in_data(res_q), .thresholds(t_lanes), .out_data(y_d)
         );
         always_ff @(posedge clk) begin
             if (rst) begin
                 v_y <= 1'b0;
             end else begin
-                v_y <= v_d;
+                v_y <= v_q;
             end
         end
     end else begin : g_no_act
