@@ -75,7 +75,7 @@ class Stage:
     def summary(self) -> str:
         p = self.rtl.params
         if self.module == "pqhw_mvau":
-            style = "const" if p["MEM_STYLE"] == 0 else "rom"
+            style = "const" if p["MEM_STYLE"] == 0 else "codebook rom" if p.get("W_CODEBOOK") else "rom"
             return f"layer {self.layer_name}, {p['MH']}x{p['MW']}, PE={p['PE']} SIMD={p['SIMD']}, weights {style}"
         return f"layer {self.layer_name}, PE={p['PE']}"
 

@@ -106,8 +106,25 @@ def test_user_errors(tmp_path, monkeypatch):
         verify(tmp_path, sim="icarus")
     monkeypatch.undo()
     coded = g.model_copy(update={"layers": [g.layers[0].model_copy(update={"weight_memory": "codebook"}), g.layers[1]]})
-    with pytest.raises(UserError, match="codebook' is not supported yet"):
+    with pytest.raises(UserError, match="mvau0: weight_memory 'codebook' stores ternary weights; this layer is xnor"):
         emit(coded, tmp_path / "out")
+
+
+def test_ternary_codebook_weight_memory_network(tmp_path):
+    """Codebook ROMs (5-bit codes, SIMD 6 and 4: whole and padded groups) in a whole network, with random
+    idle and backpressure; the emitted memory holds the codes of quant.codebook."""
+    from quant.codebook import CODE_BITS, groups_per_row
+
+    g = graphs.mlp(10, "ternary", [24, 12, 8], [(2, 6), (2, 4)], "UINT2", "INT2", "UINT2", weight_memory="codebook")
+    stages = plan(g)
+    assert [s.rtl.params["W_CODEBOOK"] for s in stages[:2]] == [1, 1]
+    widths = [2 * groups_per_row(6) * CODE_BITS, 2 * groups_per_row(4) * CODE_BITS]
+    assert [len(s.rtl.files[f"l{i}_w.memh"].split()) for i, s in enumerate(stages[:2])] == [6 * 4, 4 * 3]
+    assert [max(int(w, 16) for w in s.rtl.files[f"l{i}_w.memh"].split()).bit_length() <= widths[i]
+            for i, s in enumerate(stages[:2])] == [True, True]
+    rec = verify(_dir(tmp_path, g), vectors=60, sim="verilator", seed=10)
+    _check(rec, 24, 60)
+    assert rec["cycles_per_frame"] == 24
 
 
 @pytest.mark.slow
@@ -119,3 +136,13 @@ def test_accelerator_sweep(mode, act, sim, tmp_path):
     g = graphs.mlp(9, mode, [64, 32, 24, 10], [(4, 16), (8, 8), (2, 12)], in_dt, w_dt, act, weight_memory="rom")
     rec = verify(_dir(tmp_path, g), vectors=300, sim=sim, seed=9)
     _check(rec, 32, 300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+def test_codebook_network_sweep(sim, tmp_path):
+    """Ternary network, codebook ROMs in every layer, folds with SIMD 3, 12 and 48 (padding-free) and 16."""
+    g = graphs.mlp(12, "ternary", [48, 36, 24, 10], [(4, 48), (6, 12), (2, 3)], "UINT4", "INT2", "UINT2",
+                   weight_memory="codebook")
+    rec = verify(_dir(tmp_path, g), vectors=300, sim=sim, seed=12)
+    _check(rec, 40, 300)
