@@ -34,6 +34,9 @@ LUTRAM_CELL = {"ecp5": (16, 4), "gowin": (16, 4), "ice40": None}
 # A ROM (weights/thresholds with MEM_STYLE rom) of at least this many bits goes to block RAM; smaller ones
 # become logic like constant tables.
 ROM_BRAM_MIN_BITS = 4096
+# iCE40 only: a ROM whose block count exceeds this multiple of its bits' worth of blocks (wide and shallow,
+# e.g. a threshold table) is built from logic instead, as Yosys does.
+ROM_BRAM_MAX_WASTE = {"ice40": 2.0}
 # A stream buffer (FIFO, input replay buffer) of at least this depth and this many bits goes to block RAM;
 # smaller ones go to distributed RAM, or to flip-flops where the family has none (iCE40).
 RAM_BRAM_MIN_DEPTH = {"ecp5": 257, "gowin": 257, "ice40": 16}
@@ -100,8 +103,10 @@ def place_memory(family: str, mem: Memory) -> dict:
     """Where synthesis puts a memory: {"brams", "bram_bits"} or {"lutram"} cells or {"ff_ram_bits"}."""
     bits = mem.width * mem.depth
     if mem.rom:
-        if bits >= ROM_BRAM_MIN_BITS:
-            return {"brams": bram_blocks(family, mem.width, mem.depth), "bram_bits": bits}
+        blocks = bram_blocks(family, mem.width, mem.depth)
+        waste = ROM_BRAM_MAX_WASTE.get(family)
+        if bits >= ROM_BRAM_MIN_BITS and (waste is None or blocks <= waste * math.ceil(bits / BRAM_BITS[family])):
+            return {"brams": blocks, "bram_bits": bits}
         return {"const_bits": bits}
     if mem.depth >= RAM_BRAM_MIN_DEPTH[family] and bits >= RAM_BRAM_MIN_BITS[family]:
         return {"brams": bram_blocks(family, mem.width, mem.depth), "bram_bits": bits}

@@ -184,7 +184,7 @@ def fold_for_board(graph: Graph, board, clock_mhz: float, target_fps: float | No
                    headroom: float = HEADROOM) -> Graph:
     """The highest-throughput folding whose estimate (wrapper included, `headroom` kept free) fits the board;
     with target_fps, the cheapest folding reaching it that fits. UserError with needed vs available if none."""
-    from hw.estimate import family_of
+    from hw.estimate import estimate_total, family_of
 
     family = family_of(board.family)
     if target_fps is not None:
@@ -204,7 +204,7 @@ def fold_for_board(graph: Graph, board, clock_mhz: float, target_fps: float | No
             continue  # a layer cannot reach this interval at all
         if pressure <= 1.0:
             return g
-        last = (budget, total)
+        last = (budget, estimate_total(fold_for_cycles(graph, budget), family))  # the cheapest, for the message
     if last is None:
         raise UserError(f"no folding reaches {budgets[0]} cycles per frame (--target-fps {target_fps:g} at "
                         f"{clock_mhz:g} MHz); lower --target-fps")
