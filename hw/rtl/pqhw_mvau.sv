@@ -8,10 +8,10 @@
 // 1..8 bits, signed or unsigned). The accumulator is ACC_BITS wide and read as signed or unsigned per
 // ACC_SIGNED; sums wrap modulo 2^ACC_BITS, exact whenever the true range fits.
 //
-// Pipeline (one row fold enters per cycle): B weight word and input beat registered; [ROM: registered
+// Pipeline (one row fold enters per cycle): B weight word and input beat registered; [tables: registered
 // again, block RAM outputs are slow]; [codebook: codes decoded to weights, registered]; the SIMD products of each PE lane summed by a tree that adds FANIN
 // terms per stage with a register after every stage; C accumulate over the SF column folds; D
-// thresholds [ROM: read registered] compared, registered, counted; then the output FIFO.
+// thresholds [tables: read registered] compared, registered, counted; then the output FIFO.
 //
 // Weight memory: plain words of PE x SIMD weights, or (ternary, ROM) the codebook of quant/codebook.py:
 // each lane's SIMD weights zero-padded to a multiple of three, three weights per 5-bit code
@@ -72,12 +72,12 @@ module pqhw_mvau #(
     localparam int PW = MODE == 0 ? 2 : MODE == 1 ? IN_BITS + 1 : IN_BITS + W_BITS + 1;  // signed product bits
     localparam int T = tree_stages(SIMD, FANIN);       // adder-tree register stages
     localparam int N1 = (SIMD + FANIN - 1) / FANIN;    // tree nodes per lane after the first stage
-    localparam int RR = MEM_STYLE == 1 ? 1 : 0;        // ROM read register
+    localparam int RR = WD > 1 ? 1 : 0;                // weight table read register
     localparam int CB = W_CODEBOOK ? 1 : 0;            // decode stage
     localparam int MR = NT > 0 ? 1 : 0;                // registered threshold comparisons
-    localparam int TR = NT > 0 && MEM_STYLE == 1 ? 1 : 0;  // threshold ROM read register
+    localparam int TR = NT > 0 && TD > 1 ? 1 : 0;      // threshold table read register
     localparam int LAT = 2 + RR + CB + T + TR + MR;    // cycles from issue to the output FIFO
-    localparam int FD = OUT_DEPTH + LAT;               // output FIFO beats
+    localparam int FD = OUT_DEPTH + LAT + 1;           // output FIFO beats (+1: the credit is registered)
     localparam int CW = $clog2(FD + 1);
 
     // Stages of a tree adding at most f terms a stage until one sum per lane is left (at least one).
@@ -134,7 +134,13 @@ module pqhw_mvau #(
 
     wire logic last_sf     = (sf == SFW'(SF - 1));
     wire logic from_stream = (nf == '0);
-    wire logic credit_ok   = ({1'b0, fifo_count} + {1'b0, inflight}) < (CW + 1)'(FD);
+    // Registered credit, one cycle old: since it was computed at most one more row fold was issued, so
+    // "count + inflight + 1 < FD" then means "count + inflight < FD" now. Keeps s_axis_tready a few gates
+    // from flip-flops, which matters where a producer's own ready logic is combinational.
+    logic credit_ok;
+    always_ff @(posedge clk) begin
+        credit_ok <= !rst && ({1'b0, fifo_count} + {1'b0, inflight} + (CW + 1)'(1)) < (CW + 1)'(FD);
+    end
     wire logic may_issue   = !last_sf || credit_ok;
     wire logic fire        = may_issue && (from_stream ? s_axis_tvalid : 1'b1);
     assign s_axis_tready   = from_stream && may_issue;
@@ -191,13 +197,14 @@ module pqhw_mvau #(
         .clk(clk), .en(fire), .addr(waddr), .rdata(w_b)
     );
 
-    // ---- ROM read register: block RAM outputs are slow (clk-to-q about 5 ns on ECP5), so they go straight
-    // into registers; constants (MEM_STYLE 0) are already registered by pqhw_mem
+    // ---- table read register: block RAM outputs are slow (clk-to-q about 5.6 ns on ECP5), so they go
+    // straight into registers. Constant tables count too: Yosys turns a large one into a block RAM ROM.
+    // A single constant word (one fold) needs none.
     logic [SIMD*IN_BITS-1:0] x_r;
     logic [WW-1:0] w_r;
     logic v_r, first_r, last_r;
     logic [NFW-1:0] nf_r;
-    if (MEM_STYLE == 1) begin : g_rom_reg
+    if (RR == 1) begin : g_rom_reg
         always_ff @(posedge clk) begin
             if (rst) begin
                 v_r <= 1'b0;
@@ -369,11 +376,11 @@ module pqhw_mvau #(
         ) u_tmem (
             .clk(clk), .en(v_c && last_c), .addr(TH_SHARED ? TAW'(0) : TAW'(nf_c)), .rdata(t_d)
         );
-        // a threshold ROM output goes straight into a register, like the weight ROM's
+        // a threshold table output goes straight into a register, like the weight table's
         logic [TW-1:0] t_q;
         logic [PE*ACC_BITS-1:0] res_q;
         logic v_q;
-        if (MEM_STYLE == 1) begin : g_t_reg
+        if (TR == 1) begin : g_t_reg
             always_ff @(posedge clk) begin
                 if (rst) begin
                     v_q <= 1'b0;
