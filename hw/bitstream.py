@@ -268,7 +268,8 @@ def load_estimate(hw_dir: Path) -> dict | None:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: not valid JSON ({err})") from None
-    total = data.get("total", data)
+    # check_fit adds the board wrapper itself, so take the accelerator alone when the file separates it
+    total = data.get("accelerator", data.get("total", data))
     return {k: total[k] for k in ("luts", "ffs", "brams", "dsps", "bram_bits") if k in total}
 
 

@@ -75,7 +75,7 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mh
         return f"QONNX == Brevitas on {e['vectors']} test vectors"
 
     def compile_():
-        c = compile_model(out / "model.qonnx.onnx", hw, target_fps, clock_mhz)
+        c = compile_model(out / "model.qonnx.onnx", hw, target_fps, clock_mhz, board=board)
         return (f"{len(c['layers'])} layers, reference == FINN on {c['reference_vs_finn_vectors']} vectors, "
                 f"{c['expected_cycles_per_frame']} cycles/frame")
 

@@ -89,7 +89,7 @@ def train_epochs(model: nn.Module, split: Split, opt, sched, epochs: int, batch_
             progress.update(task, advance=1, description=f"{label} loss {loss.item():.3f}")
         if on_epoch:
             on_epoch(epoch + 1)
-    return float(loss)
+    return float(loss.detach())
 
 
 def fit(model: nn.Module, split: Split, tc, progress: Progress | None = None, label: str = "train",
