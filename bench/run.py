@@ -20,6 +20,8 @@ BENCHMARKS = {
     "foundation": "bench.foundation:run",
     "ptq": "bench.run:ptq",
     "djpq": "bench.run:djpq",
+    "djpq_hw": "bench.djpq_hw:run",
+    "estimates": "bench.estimate_calibration:run",
 }
 
 

@@ -1,0 +1,31 @@
+"""What BOPs buy on an FPGA (paper 001 in hardware): the DJPQ-restrict network next to the same topology at
+fixed 8/8 and 4/4, each through the whole flow (verify + bitstream) on one board at one target rate."""
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = {"DJPQ-restrict": "digits_djpq", "fixed 8/8": "digits_w8a8", "fixed 4/4": "digits_w4a4"}
+
+
+def run(work: Path, board: str = "ulx3s-85f", target_fps: float = 20000) -> dict:
+    import json
+
+    from boards.registry import get_board
+    from hw.flow import build_steps, run_flow
+
+    clock = get_board(board).clock.mhz
+    rows = []
+    for label, name in CONFIGS.items():
+        out = Path(work) / name
+        run_flow(build_steps(ROOT / "configs" / f"{name}.yaml", out, board, target_fps, clock, 20, "verilator", 0),
+                 out, echo=lambda s: None)
+        m = json.loads((out / "metrics.json").read_text())
+        c = json.loads((out / "hw" / "compile.json").read_text())
+        v = json.loads((out / "hw" / "verify.json").read_text())
+        b = json.loads((out / "hw" / "bitstream.json").read_text())
+        rows.append({"row": label, "config": name, "test_accuracy": m["test_accuracy"], "bops": c["bops"],
+                     "layer_bits": [(l.get("weight_bits"), l.get("act_bits")) for l in c["layers"] if "bops" in l],
+                     "mismatches": v["mismatches"], "cycles_per_frame": v["cycles_per_frame"], "luts": b["luts"],
+                     "ffs": b["ffs"], "brams": b["brams"], "dsps": b["dsps"], "fmax_mhz": b["fmax_mhz"]})
+    return {"board": board, "target_fps": target_fps, "rows": rows}
