@@ -9,8 +9,9 @@
 // ACC_SIGNED; sums wrap modulo 2^ACC_BITS, exact whenever the true range fits.
 //
 // Pipeline (one row fold enters per cycle): B weight word and input beat registered; [tables: registered
-// again, block RAM outputs are slow]; [codebook: codes decoded to weights, registered]; the SIMD products of each PE lane summed by a tree that adds FANIN
-// terms per stage with a register after every stage; C accumulate over the SF column folds; D
+// again, block RAM outputs are slow]; [codebook: codes decoded to weights, registered]; each PE lane's
+// products, as leaves free of carry chains and multipliers, summed by a tree that adds FANIN leaves or
+// partial sums per stage with a register after every stage; C accumulate over the SF column folds; D
 // thresholds [tables: read registered] compared, registered, counted; then the output FIFO.
 //
 // Weight memory: plain words of PE x SIMD weights, or (ternary, ROM) the codebook of quant/codebook.py:
@@ -46,7 +47,7 @@ module pqhw_mvau #(
     parameter T_FILE = "",          // $readmemh thresholds: word nf, lane p thr i at [(p*NT+i)*TH_BITS]
     parameter logic [MH*MW*W_BITS-1:0] W_INIT = '0,                      // weight words, word a at [a*PE*SIMD*W_BITS]
     parameter logic [(NT > 0 ? (TH_SHARED ? 1 : MH) * NT * TH_BITS : 1)-1:0] T_INIT = '0,  // threshold words
-    parameter int FANIN      = 16,  // products (then partial sums) added per adder-tree stage (>= 2)
+    parameter int FANIN      = 16,  // leaves (then partial sums) added per adder-tree stage (>= 2)
     parameter int OUT_DEPTH  = 4    // output FIFO beats beyond the pipeline depth; >= 4 sustains one row fold a cycle
 ) (
     input  wire logic                     clk,
@@ -69,9 +70,11 @@ module pqhw_mvau #(
     localparam int NFW = NF > 1 ? $clog2(NF) : 1;
     localparam int WAW = WD > 1 ? $clog2(WD) : 1;
     localparam int TAW = TD > 1 ? $clog2(TD) : 1;
-    localparam int PW = MODE == 0 ? 2 : MODE == 1 ? IN_BITS + 1 : IN_BITS + W_BITS + 1;  // signed product bits
-    localparam int T = tree_stages(SIMD, FANIN);       // adder-tree register stages
-    localparam int N1 = (SIMD + FANIN - 1) / FANIN;    // tree nodes per lane after the first stage
+    localparam int PW = MODE == 0 ? 2 : MODE == 1 ? IN_BITS + 1 : IN_BITS + W_BITS + 1;  // signed term bits
+    localparam int K = MODE == 0 ? 1 : MODE == 1 ? 2 : W_BITS + (W_SIGNED ? 1 : 0);    // terms per product
+    localparam int N0 = SIMD * K;                      // tree leaves per lane
+    localparam int T = tree_stages(N0, FANIN);         // adder-tree register stages
+    localparam int N1 = (N0 + FANIN - 1) / FANIN;      // tree nodes per lane after the first stage
     localparam int RR = WD > 1 ? 1 : 0;                // weight table read register
     localparam int CB = W_CODEBOOK ? 1 : 0;            // decode stage
     localparam int MR = NT > 0 ? 1 : 0;                // registered threshold comparisons
@@ -132,8 +135,8 @@ module pqhw_mvau #(
     logic [CW-1:0]  fifo_count;
     logic [CW-1:0]  inflight;          // row folds issued whose result is not yet in the FIFO
 
-    wire logic last_sf     = (sf == SFW'(SF - 1));
-    wire logic from_stream = (nf == '0);
+    // registered fold flags: sf == SF-1 and nf == 0, updated with the counters
+    logic last_sf, from_stream;
     // Registered credit, one cycle old: since it was computed at most one more row fold was issued, so
     // "count + inflight + 1 < FD" then means "count + inflight < FD" now. Keeps s_axis_tready a few gates
     // from flip-flops, which matters where a producer's own ready logic is combinational.
@@ -173,12 +176,16 @@ module pqhw_mvau #(
             nf <= '0;
             waddr <= '0;
             v_b <= 1'b0;
+            last_sf <= (SF == 1);
+            from_stream <= 1'b1;
         end else begin
             v_b <= fire;
             if (fire) begin
                 sf <= last_sf ? '0 : sf + 1'b1;
+                last_sf <= last_sf ? (SF == 1) : (sf == SFW'(SF - 2));
                 if (last_sf) begin
                     nf <= (nf == NFW'(NF - 1)) ? '0 : nf + 1'b1;
+                    from_stream <= (nf == NFW'(NF - 1));
                 end
                 waddr <= (waddr == WAW'(WD - 1)) ? '0 : waddr + 1'b1;
             end
@@ -265,47 +272,67 @@ module pqhw_mvau #(
         assign nf_e = nf_r;
     end
 
-    // ---- products: PE x SIMD signed PW-bit terms --------------------------------------------------------
-    logic [PE*SIMD*PW-1:0] prod;
+    // ---- products as tree leaves, without carry chains or multipliers: -x is ~x + 1, so a subtracted
+    // term is ~x plus a 1-bit correction leaf; an integer product is its weight's partial products
+    // (x AND weight bit j, shifted), the sign bit's one subtracted the same way. Leaf c*SIMD + s of lane p
+    // at [(p*N0 + c*SIMD + s)*PW]: c = 0 the (first) term, c > 0 further partial products / corrections.
+    logic [PE*N0*PW-1:0] leaf;
     always_comb begin
+        leaf = '0;
         for (int p = 0; p < PE; p++) begin
             for (int s = 0; s < SIMD; s++) begin
                 logic [IN_BITS-1:0] x;
                 logic [W_BITS-1:0] w;
-                logic signed [IN_BITS:0] xs;
-                logic signed [W_BITS:0] ws;
+                logic signed [IN_BITS:0] xn;
+                logic signed [PW-1:0] xs;
                 x = x_e[s*IN_BITS +: IN_BITS];
                 w = w_e[(p*SIMD + s)*W_BITS +: W_BITS];
-                xs = {IN_SIGNED & x[IN_BITS-1], x};
-                ws = {W_SIGNED & w[W_BITS-1], w};
+                xn = {IN_SIGNED & x[IN_BITS-1], x};
+                /* verilator lint_off WIDTHEXPAND */
+                xs = xn;  // sign-extended by assignment (Icarus 11 zero-extends a size cast of $signed here)
+                /* verilator lint_on WIDTHEXPAND */
                 if (MODE == 0) begin
-                    prod[(p*SIMD + s)*PW +: PW] = PW'({1'b0, x[0] ~^ w[0]});
+                    leaf[(p*N0 + s)*PW +: PW] = PW'({1'b0, x[0] ~^ w[0]});
                 end else if (MODE == 1) begin
-                    // the cast is parenthesised: Yosys reads -(N)'(x) as a cast to size -(N)
-                    prod[(p*SIMD + s)*PW +: PW] = (w == W_BITS'(1)) ? PW'(xs)
-                                                : (w == {W_BITS{1'b1}}) ? -(PW'(xs)) : '0;
+                    // w = 01: +x; w = 11: -x = ~x + 1; otherwise 0
+                    leaf[(p*N0 + s)*PW +: PW] = (w == W_BITS'(1)) ? xs : (w == {W_BITS{1'b1}}) ? ~xs : '0;
+                    leaf[(p*N0 + SIMD + s)*PW +: PW] = PW'({1'b0, w == {W_BITS{1'b1}}});
                 end else begin
-                    prod[(p*SIMD + s)*PW +: PW] = PW'(xs * ws);
+                    for (int j = 0; j < W_BITS; j++) begin
+                        if (W_SIGNED && j == W_BITS - 1) begin
+                            // weight bit W_BITS-1 counts -2^j: -(x << j) = ~(x << j) + 1
+                            leaf[(p*N0 + j*SIMD + s)*PW +: PW] = w[j] ? ~(xs <<< j) : '0;
+                            leaf[(p*N0 + W_BITS*SIMD + s)*PW +: PW] = PW'(w[j]);
+                        end else begin
+                            leaf[(p*N0 + j*SIMD + s)*PW +: PW] = w[j] ? (xs <<< j) : '0;
+                        end
+                    end
                 end
             end
         end
     end
 
-    // ---- adder tree: stage k adds FANIN nodes of stage k-1 (stage 0: the products), registered ----------
+    // ---- adder tree: stage k adds FANIN nodes of stage k-1 (stage 0: the leaves), registered ------------
     // Node j of lane p after stage k (1..T) at [(((k-1)*PE + p)*N1 + j)*ACC_BITS].
     logic [T*PE*N1*ACC_BITS-1:0] tr;
     for (genvar k = 1; k <= T; k++) begin : g_tree
-        localparam int NK = (SIMD + FANIN**k - 1) / FANIN**k;            // nodes per lane after stage k
-        localparam int NP = (SIMD + FANIN**(k-1) - 1) / FANIN**(k-1);    // nodes per lane before it
+        localparam int NK = (N0 + FANIN**k - 1) / FANIN**k;              // nodes per lane after stage k
+        localparam int NP = (N0 + FANIN**(k-1) - 1) / FANIN**(k-1);      // nodes per lane before it
         always_ff @(posedge clk) begin
             for (int p = 0; p < PE; p++) begin
                 for (int j = 0; j < NK; j++) begin
                     logic signed [ACC_BITS-1:0] sum;
+                    logic signed [PW-1:0] lf;  // a leaf, sign-extended by the signed addition
                     sum = '0;
                     for (int i = 0; i < FANIN; i++) begin
                         if (j*FANIN + i < NP) begin
                             if (k == 1) begin
-                                sum = sum + ACC_BITS'($signed(prod[(p*SIMD + j*FANIN + i)*PW +: PW]));
+                                lf = leaf[(p*N0 + j*FANIN + i)*PW +: PW];
+                                /* verilator lint_off WIDTHEXPAND */
+                                /* verilator lint_off WIDTHTRUNC */
+                                sum = sum + lf;  // modulo 2^ACC_BITS when a leaf is wider
+                                /* verilator lint_on WIDTHTRUNC */
+                                /* verilator lint_on WIDTHEXPAND */
                             end else begin
                                 sum = sum + $signed(tr[(((k > 1 ? k - 2 : 0)*PE + p)*N1 + j*FANIN + i)*ACC_BITS +: ACC_BITS]);
                             end
