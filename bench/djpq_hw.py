@@ -12,14 +12,19 @@ def run(work: Path, board: str = "ulx3s-85f", target_fps: float = 20000) -> dict
     import json
 
     from boards.registry import get_board
+    from hw.errors import UserError
     from hw.flow import build_steps, run_flow
 
     clock = get_board(board).clock.mhz
     rows = []
     for label, name in CONFIGS.items():
         out = Path(work) / name
-        run_flow(build_steps(ROOT / "configs" / f"{name}.yaml", out, board, target_fps, clock, 20, "verilator", 0),
-                 out, echo=lambda s: None)
+        try:
+            run_flow(build_steps(ROOT / "configs" / f"{name}.yaml", out, board, target_fps, clock, 20, "verilator",
+                                 0), out, echo=lambda s: None)
+        except UserError as err:  # e.g. 8-bit activations need 255 thresholds per channel: it may not fit
+            rows.append({"row": label, "config": name, "does_not_fit": str(err)})
+            continue
         m = json.loads((out / "metrics.json").read_text())
         c = json.loads((out / "hw" / "compile.json").read_text())
         v = json.loads((out / "hw" / "verify.json").read_text())
