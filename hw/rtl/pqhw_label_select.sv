@@ -31,7 +31,7 @@ module pqhw_label_select #(
     localparam int LV = PE > 1 ? $clog2(PE) : 0;      // compare-select tree levels
     localparam int LW = PE > 1 ? $clog2(PE) : 1;      // bits of a lane number
     localparam int VW = IN_BITS + 1;                   // element as a signed value
-    localparam int QD = LV + 4;                        // result queue: pipeline depth plus two
+    localparam int QD = LV + 5;                        // result queue: pipeline depth plus two
     localparam int QW = $clog2(QD + 1);
 
     if (CH < 1 || PE < 1 || CH % PE != 0) begin : g_bad_fold
@@ -124,9 +124,17 @@ module pqhw_label_select #(
     wire logic pop = m_axis_tvalid && m_axis_tready;
     assign m_axis_tvalid = (qn != '0);
     assign m_axis_tdata = q[rd];
+    // the finished index is registered before the queue write: the compare-select and a distributed-RAM
+    // write setup do not fit one fast cycle together
+    logic push;
+    logic [IW-1:0] push_idx;
     always_ff @(posedge clk) begin
-        if (done) begin
-            q[wr] <= OUT_BITS'(win_idx);
+        push <= !rst && done;
+        push_idx <= win_idx;
+    end
+    always_ff @(posedge clk) begin
+        if (push) begin
+            q[wr] <= OUT_BITS'(push_idx);
         end
         if (rst) begin
             reserved <= '0;
@@ -135,8 +143,8 @@ module pqhw_label_select #(
             rd <= '0;
         end else begin
             reserved <= reserved + QW'(fire && last) - QW'(pop);
-            qn <= qn + QW'(done) - QW'(pop);
-            if (done) begin
+            qn <= qn + QW'(push) - QW'(pop);
+            if (push) begin
                 wr <= (wr == QAW'(QD - 1)) ? '0 : wr + 1'b1;
             end
             if (pop) begin
