@@ -195,7 +195,7 @@ def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
     return {"luts": luts, "ffs": ffs, "brams": brams, "lutram_cells": lutram, "params": rtl.params}
 
 
-def luts_per_synapse(work: Path, mh: int = 64, mw: int = 64) -> dict:
+def luts_per_synapse(work: Path, mh: int = 16, mw: int = 64) -> dict:
     """A fully unrolled binary layer (xnor, weights and threshold as constants) on ECP5."""
     from hw.layer_rtl import Fmt
     from sim import graphs
