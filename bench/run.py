@@ -22,6 +22,7 @@ BENCHMARKS = {
     "djpq": "bench.run:djpq",
     "djpq_hw": "bench.djpq_hw:run",
     "estimates": "bench.estimate_calibration:run",
+    "rtl": "bench.rtl_bench:run",
 }
 
 
