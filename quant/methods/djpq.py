@@ -125,7 +125,7 @@ def _optimizer(net: DJPQNet, m: Config, phase: str, lr_weights: float) -> torch.
     if phase in ("fixed", "dq", "quant", "djpq"):
         # d of an 8-bit weight grid is ~100x smaller than an activation's q_m: one absolute Adam step size
         # would either freeze one or shake the other, so each parameter steps relative to its start value
-        groups += [{"params": [p], "lr": m.lr_quant * max(abs(float(p)), 1e-6)} for p in net.quant_parameters()]
+        groups += [{"params": [p], "lr": m.lr_quant * max(abs(float(p.detach())), 1e-6)} for p in net.quant_parameters()]
     return torch.optim.Adam(groups)
 
 
@@ -170,7 +170,7 @@ def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> 
         if not torch.isfinite(loss):
             raise UserError(f"method djpq, phase {phase}: training diverged at epoch {epoch + 1}; lower the "
                             "learning rates (method.lr_weights, lr_gates, lr_quant)")
-        parts = {"loss": float(loss), "ce": float(ce), "kl": float(kl), "bops_soft": float(bops)}
+        parts = {k: float(v.detach()) for k, v in (("loss", loss), ("ce", ce), ("kl", kl), ("bops_soft", bops))}
         if progress:
             progress.update(task, advance=1, description=f"{phase} ce {parts['ce']:.3f}")
     if phase != "pretrain" and phase != "vib":
