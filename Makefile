@@ -31,7 +31,7 @@ $(STAMP): requirements/base.txt requirements/lock.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/pqhw flow configs/digits_w1a1.yaml --board icebreaker --out runs/demo
+	$(VENV)/bin/pqhw demo --out runs/demo
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow and not vendor" -n 2 --dist loadgroup

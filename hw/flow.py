@@ -102,7 +102,7 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mh
         Step("export", lambda: [out / "model.pt"], lambda: [out / "model.qonnx.onnx", out / "export.json"], {},
              export),
         Step("compile", lambda: [out / "model.qonnx.onnx"], lambda: [hw / "graph.json", hw / "compile.json"],
-             {"target_fps": target_fps, "clock_mhz": clock_mhz}, compile_),
+             {"target_fps": target_fps, "clock_mhz": clock_mhz, "board": board}, compile_),
         Step("verify", lambda: [hw / "graph.json", *rtl], lambda: [hw / "verify.json"],
              {"vectors": vectors, "sim": sim, "seed": seed}, verify_),
         Step("bitstream", lambda: [hw / "graph.json", *rtl], lambda: [hw / "bitstream.json"],
