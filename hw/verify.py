@@ -69,7 +69,7 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
     from sim.runner import build, check_simulator, run
 
     say = status or (lambda msg: None)
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # the testbench reads its files from inside the simulator's directory
     if not out_dir.is_dir():
         raise UserError(f"{out_dir}: directory not found; run `pqhw compile MODEL --out {out_dir}` first")
     graph = Graph.load(out_dir / "graph.json")

@@ -77,7 +77,7 @@ def build(sim: str, toplevel: str, sources: list[Path], parameters: dict, build_
     check_simulator(sim)
     params = {k: sv_param(v) for k, v in parameters.items()}
     key = _build_key(sim, toplevel, [Path(s) for s in sources], params)
-    build_dir = Path(build_root) / f"{toplevel}-{sim}-{key}"
+    build_dir = Path(build_root).resolve() / f"{toplevel}-{sim}-{key}"
     stamp = build_dir / ".built"
     with _locked(Path(build_root) / f".{toplevel}-{sim}-{key}.lock"):
         if not stamp.exists():
@@ -102,7 +102,7 @@ def run(sim: str, toplevel: str, sources: list[Path], parameters: dict, test_mod
     from cocotb_tools.check_results import get_results
 
     build_dir = build(sim, toplevel, sources, parameters, build_root)
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()  # the simulator runs inside run_dir: relative paths would break
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (data_files or {}).items():
         (run_dir / name).write_text(text)

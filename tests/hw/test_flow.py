@@ -13,11 +13,12 @@ TINY = {"name": "tiny_flow", "dataset": {"name": "digits", "input_bits": 2},
         "training": {"epochs": 2, "batch_size": 128, "float_baseline": True}}
 
 
-def test_flow_runs_every_step_then_skips_them(tmp_path, cli):
+def test_flow_runs_every_step_then_skips_them(tmp_path, cli, monkeypatch):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(TINY))
+    monkeypatch.chdir(tmp_path)  # a relative --out, as `make demo` gives it
     out = tmp_path / "run"
-    code, said, err = cli("flow", cfg, "--out", out, "--board", "icebreaker", "--vectors", "5")
+    code, said, err = cli("flow", cfg, "--out", "run", "--board", "icebreaker", "--vectors", "5")
     assert code == 0, err
     for step in ("train", "export", "compile", "verify", "bitstream", "report"):
         assert f"{step} " in said and f"{step}     up to date" not in said
@@ -29,7 +30,7 @@ def test_flow_runs_every_step_then_skips_them(tmp_path, cli):
     assert f"{bits['luts']} |" in report and "0 mismatches" in report
     assert (out / "accuracy.png").is_file() and (out / "report.html").is_file()
 
-    code, said, err = cli("flow", cfg, "--out", out, "--board", "icebreaker", "--vectors", "5")
+    code, said, err = cli("flow", cfg, "--out", "run", "--board", "icebreaker", "--vectors", "5")
     assert code == 0, err
     assert said.count("up to date") == 6
 
