@@ -273,14 +273,9 @@ def load_estimate(hw_dir: Path) -> dict | None:
     return {k: total[k] for k in ("luts", "ffs", "brams", "dsps", "bram_bits") if k in total}
 
 
-@click.command("bitstream")
-@click.argument("hw_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--board", "board_name", required=True, help="Board name (see `pqhw boards`).")
-@click.option("--seed", default=1, show_default=True, help="Place-and-route seed; same seed, same bits.")
-@click.option("--freq", "freq_mhz", type=float, default=None,
-              help="Timing target in MHz for place and route (default: the board clock).")
-def cli(hw_dir: Path, board_name: str, seed: int, freq_mhz: float | None):
-    """Build a bitstream for the accelerator in HW_DIR, wrapped in the UART board top."""
+def bitstream_for(hw_dir: Path, board_name: str, seed: int = 1, freq_mhz: float | None = None) -> dict:
+    """The accelerator in hw_dir (as `pqhw compile` wrote it), wrapped in the UART board top, built for a
+    board; writes hw_dir/<board>/ and hw_dir/bitstream.json and returns the summary."""
     board = get_board(board_name)
     _require_open(board)
     shape = stream_shape(Graph.load(hw_dir / "graph.json"))
@@ -290,6 +285,18 @@ def cli(hw_dir: Path, board_name: str, seed: int, freq_mhz: float | None):
         summary = build_bitstream(sources, top, board, hw_dir / board.name, seed=seed, target_mhz=freq_mhz,
                                   data_files=data)
     write_summary(summary, hw_dir / "bitstream.json")
+    return summary
+
+
+@click.command("bitstream")
+@click.argument("hw_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--board", "board_name", required=True, help="Board name (see `pqhw boards`).")
+@click.option("--seed", default=1, show_default=True, help="Place-and-route seed; same seed, same bits.")
+@click.option("--freq", "freq_mhz", type=float, default=None,
+              help="Timing target in MHz for place and route (default: the board clock).")
+def cli(hw_dir: Path, board_name: str, seed: int, freq_mhz: float | None):
+    """Build a bitstream for the accelerator in HW_DIR, wrapped in the UART board top."""
+    summary = bitstream_for(hw_dir, board_name, seed, freq_mhz)
     click.echo(f"{summary['bitstream']}: {summary['luts']} LUTs, {summary['ffs']} FFs, {summary['brams']} BRAMs, "
                f"{summary['dsps']} DSPs, Fmax {summary['fmax_mhz']} MHz (target {summary['target_mhz']:g}, "
                f"{'met' if summary['meets_timing'] else 'NOT met'}), {summary['seconds']} s")

@@ -37,25 +37,9 @@ def _fresh(step: Step, recorded: dict) -> bool:
     return min(p.stat().st_mtime for p in outs) >= newest_in
 
 
-def _bitstream(hw_dir: Path, board_name: str, seed: int) -> dict:
-    import tempfile
-
-    from boards.registry import get_board
-    from hw.bitstream import WRAPPER_COST, build_bitstream, check_fit, load_estimate, write_summary
-    from hw.board_top import board_sources, stream_shape, wrapper_cost
-    from hw.ir import Graph
-
-    board = get_board(board_name)
-    check_fit(load_estimate(hw_dir), board, wrapper_cost(stream_shape(Graph.load(hw_dir / "graph.json")), WRAPPER_COST))
-    with tempfile.TemporaryDirectory() as tmp:
-        sources, top, data = board_sources(hw_dir, board, Path(tmp))
-        summary = build_bitstream(sources, top, board, hw_dir / board.name, seed=seed, data_files=data)
-    write_summary(summary, hw_dir / "bitstream.json")
-    return summary
-
-
 def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mhz: float, vectors: int,
                 sim: str, seed: int) -> list[Step]:
+    from hw.bitstream import bitstream_for
     from hw.compile import compile_model
     from hw.report import write_report
     from hw.verify import verify
@@ -88,7 +72,7 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mh
                 f"(expected {v['expected_cycles_per_frame']})")
 
     def bitstream():
-        b = _bitstream(hw, board, seed + 1)
+        b = bitstream_for(hw, board, seed + 1)
         return (f"{b['board']}: {b['luts']} LUTs, {b['ffs']} FFs, {b['brams']} BRAMs, Fmax {b['fmax_mhz']} MHz "
                 f"(target {b['target_mhz']:g}, {'met' if b['meets_timing'] else 'NOT met'})")
 
