@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import click
+import platformdirs
+from filelock import FileLock
 
 from boards.registry import Board, get_board
 from hw.board_top import board_sources, stream_shape, wrapper_cost
@@ -57,15 +59,39 @@ SUMMARY_KEYS = ("board", "device", "luts", "ffs", "brams", "dsps", "fmax_mhz", "
 
 
 def find_program(name: str) -> str:
-    """Absolute path of a toolchain program: beside this Python first (the venv), then on PATH."""
+    """Absolute path of a toolchain program, ready to run: beside this Python first (the venv), then on PATH."""
     local = Path(sys.executable).parent / name
     if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which(name)
+        found = str(local)
+    else:
+        found = shutil.which(name)
     if found is None:
         raise UserError(f"{name} not found; install the Python package {PROGRAM_PACKAGES.get(name, name)} "
                         f"(it is in requirements/base.txt: run `make setup`)")
+    if name.startswith("yowasp-"):
+        _prepare_yowasp(found)
     return found
+
+
+_PREPARED: set[str] = set()
+
+
+def _prepare_yowasp(program: str) -> None:
+    """Compile a YoWASP program's WebAssembly into its machine-code cache once, under a lock.
+
+    YoWASP writes that cache in place and maps it on later runs; two processes filling it at the same time
+    (parallel tests, two builds) can truncate the file under the other, which dies of SIGBUS. Filling it under
+    a lock, before any real run, means every run after that only reads a complete file.
+    """
+    if program in _PREPARED:
+        return
+    cache = Path(os.environ.get("YOWASP_CACHE_DIR") or platformdirs.user_cache_dir("YoWASP", appauthor=False))
+    cache.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(cache / "pqhw-prepare.lock")):
+        # Any invocation loads (and on first use compiles) the module; the exit status does not matter.
+        subprocess.run([program, "--version"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       stdin=subprocess.DEVNULL)
+    _PREPARED.add(program)
 
 
 def tool_versions(board: Board) -> dict[str, str]:

@@ -218,3 +218,12 @@ def test_emitted_network_bitstream(tmp_path, board_name):
     assert 1000 < summary["luts"] < board.resources.luts
     assert summary["ffs"] > 500 and summary["meets_timing"]
     assert Path(summary["bitstream"]).is_file()
+
+
+def test_yowasp_cache_is_filled_before_first_use(tmp_path, monkeypatch):
+    # Parallel builds must only ever read YoWASP's machine-code cache: find_program fills it under a lock.
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(bitstream, "_PREPARED", set())
+    find_program("yowasp-icepack")
+    compiled = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and "icepack" in str(p)]
+    assert compiled and compiled[0].stat().st_size > 0

