@@ -33,16 +33,21 @@ module pqhw_dwc #(
     assign m_axis_tvalid = cnt >= CNTW'(OUT_N);
     assign m_axis_tdata = buffer[OUT_N*EW-1:0];
 
+    // The input lands at the fill level, or OUT_N elements lower when a beat leaves in the same cycle. Both
+    // positions come from the registered count, so the shifters run in parallel with the handshake and
+    // only a final select waits for the consumer's ready.
+    wire logic take = s_axis_tvalid && s_axis_tready;
+    wire logic give = m_axis_tvalid && m_axis_tready;
+    wire logic [CAP*EW-1:0] in_at_fill = (CAP*EW)'(s_axis_tdata) << (cnt * EW);
+    wire logic [CNTW-1:0] below = cnt - CNTW'(OUT_N);
+    wire logic [CAP*EW-1:0] in_below_fill = (CAP*EW)'(s_axis_tdata) << (below * EW);
     always_comb begin
-        buffer_next = buffer;
-        cnt_next = cnt;
-        if (m_axis_tvalid && m_axis_tready) begin
-            buffer_next = buffer_next >> (OUT_N * EW);
-            cnt_next = cnt_next - CNTW'(OUT_N);
-        end
-        if (s_axis_tvalid && s_axis_tready) begin
-            buffer_next = buffer_next | ((CAP*EW)'(s_axis_tdata) << (cnt_next * EW));
-            cnt_next = cnt_next + CNTW'(IN_N);
+        if (give) begin
+            buffer_next = (buffer >> (OUT_N * EW)) | (take ? in_below_fill : '0);
+            cnt_next = cnt - CNTW'(OUT_N) + (take ? CNTW'(IN_N) : '0);
+        end else begin
+            buffer_next = buffer | (take ? in_at_fill : '0);
+            cnt_next = cnt + (take ? CNTW'(IN_N) : '0);
         end
     end
 
