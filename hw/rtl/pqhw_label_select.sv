@@ -54,6 +54,7 @@ module pqhw_label_select #(
     logic [(LV+1)*PE*VW-1:0] tv;         // node values
     logic [(LV+1)*PE*LW-1:0] tl;         // node lane numbers
     logic [LV:0] t_v, t_first, t_last;   // per level: beat valid, first and last beat of a vector
+    logic [LV:0] t_load, t_cmp;          // per level: a valid first beat, a valid later beat
     logic [(LV+1)*IW-1:0] t_base;
 
     always_ff @(posedge clk) begin
@@ -61,7 +62,11 @@ module pqhw_label_select #(
             nf <= '0;
             base <= '0;
             t_v <= '0;
+            t_load <= '0;
+            t_cmp <= '0;
         end else begin
+            t_load <= (LV+1)'({t_load, fire && nf == '0});
+            t_cmp <= (LV+1)'({t_cmp, fire && nf != '0});
             if (fire) begin
                 nf <= last ? '0 : nf + 1'b1;
                 base <= last ? '0 : base + IW'(PE);
@@ -70,7 +75,8 @@ module pqhw_label_select #(
         end
         if (fire) begin
             for (int p = 0; p < PE; p++) begin
-                tv[p*VW +: VW] <= {IN_SIGNED & s_axis_tdata[p*IN_BITS + IN_BITS - 1], s_axis_tdata[p*IN_BITS +: IN_BITS]};
+                // offset binary (sign bit flipped): unsigned order is then the signed order
+                tv[p*VW +: VW] <= {!(IN_SIGNED & s_axis_tdata[p*IN_BITS + IN_BITS - 1]), s_axis_tdata[p*IN_BITS +: IN_BITS]};
                 tl[p*LW +: LW] <= LW'(p);
             end
         end
@@ -79,7 +85,7 @@ module pqhw_label_select #(
         t_base[0 +: IW] <= base;
         for (int k = 1; k <= LV; k++) begin
             for (int j = 0; j < (PE + (1 << k) - 1) >> k; j++) begin
-                logic signed [VW-1:0] a, b;
+                logic [VW-1:0] a, b;
                 a = tv[((k-1)*PE + 2*j)*VW +: VW];
                 if (2*j + 1 < (PE + (1 << (k-1)) - 1) >> (k-1)) begin
                     b = tv[((k-1)*PE + 2*j + 1)*VW +: VW];
@@ -102,15 +108,18 @@ module pqhw_label_select #(
     end
 
     // ---- running best over the beats of a vector -------------------------------------------------------
-    wire logic signed [VW-1:0] beat_val = tv[LV*PE*VW +: VW];
+    // The compare result feeds the running best's enable through one gate: whether a beat is a vector's
+    // first (load it) or a later one (load it if greater) is decided a level earlier, into t_load/t_cmp.
+    wire logic [VW-1:0] beat_val = tv[LV*PE*VW +: VW];
     wire logic [IW-1:0] beat_idx = t_base[LV*IW +: IW] + IW'(tl[LV*PE*LW +: LW]);
-    logic signed [VW-1:0] best_val;
+    logic [VW-1:0] best_val;
     logic [IW-1:0] best_idx;
-    wire logic take = t_first[LV] || beat_val > best_val;
-    wire logic [IW-1:0] win_idx = take ? beat_idx : best_idx;
+    wire logic greater = beat_val > best_val;
+    wire logic take = t_load[LV] || (t_cmp[LV] && greater);
+    wire logic [IW-1:0] win_idx = (t_first[LV] || greater) ? beat_idx : best_idx;
     wire logic done = t_v[LV] && t_last[LV];
     always_ff @(posedge clk) begin
-        if (t_v[LV] && take) begin
+        if (take) begin
             best_val <= beat_val;
             best_idx <= beat_idx;
         end
