@@ -18,7 +18,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ["digits_w1a1", "digits_tern_a2", "digits_w2a2", "digits_w4a4"]
-BOARDS = ["ulx3s-85f", "icebreaker"]
+BOARDS = ["ulx3s-85f", "icebreaker", "tangnano9k"]
 # Folding name -> cycles per frame (None: the compile default, PE = SIMD = 1). "default" is the target set.
 FOLDINGS = {"default": None, "c512": 512, "c64": 64}
 
@@ -140,11 +140,17 @@ def _err(est: float, act: float) -> float | None:
     return None if not act else round(100.0 * (est - act) / act, 1)
 
 
+# Feature groups for the grouped fit: the arithmetic that grows with PE x SIMD, and the per-block overhead.
+GROUPS = {"datapath": ("lanes", "acc_bits", "cmp_bits", "const_bits"),
+          "overhead": ("one", "blocks", "links", "lutram", "ff_ram_bits", "stream_bits", "reg_bits")}
+
+
 def fit(rows: list[dict], family: str) -> dict:
     """New LUT and FF coefficients for a family from its measured rows, relative error weighted (small and
     large designs count alike). With at least two designs per coefficient: non-negative least squares on
-    every feature; with fewer: one least-squares scale factor on the current coefficients (the structure is
-    kept, the level is fitted)."""
+    every feature. With fewer: one non-negative scale per feature group (GROUPS) on the current
+    coefficients, so the ratio of datapath to overhead is fitted while the structure within a group is
+    kept; with fewer designs than groups, one scale for all."""
     from scipy.optimize import nnls
 
     from hw.estimate import COEFFS, FEATURES
@@ -157,12 +163,19 @@ def fit(rows: list[dict], family: str) -> dict:
         a = np.array([[r["features"].get(f, 0.0) for f in names] for r in data], dtype=float)
         b = np.array([r["actual"][res] - r["wrapper"].get(res, 0) for r in data], dtype=float)  # the accelerator
         w = 1.0 / np.maximum(b, 1.0)
+        cur = np.array([current[n] for n in names])
         if len(data) >= 2 * len(names):
             coef, _ = nnls(a * w[:, None], b * w)
         else:
-            e = a @ np.array([current[n] for n in names]) * w  # current estimate / actual
-            scale = float(e.sum() / (e * e).sum()) if len(data) else 1.0
-            coef = scale * np.array([current[n] for n in names])
+            groups = [[i for i, n in enumerate(names) if n in members] for members in GROUPS.values()]
+            groups = [g for g in groups if g]
+            if len(data) < 2 * len(groups):
+                groups = [list(range(len(names)))]
+            cols = np.stack([a[:, g] @ cur[g] for g in groups], axis=1) if len(data) else np.zeros((0, 1))
+            scales, _ = nnls(cols * w[:, None], b * w) if len(data) else (np.ones(len(groups)), 0)
+            coef = cur.copy()
+            for g, sc in zip(groups, scales):
+                coef[g] = cur[g] * sc
         out[res] = {n: round(float(c), 4) for n, c in zip(names, coef)}
     return out
 
