@@ -156,6 +156,8 @@ def fit(rows: list[dict], family: str) -> dict:
     from hw.estimate import COEFFS, FEATURES
 
     data = [r for r in rows if r["family"] == family and "actual" in r]
+    if not data:
+        return {res: dict(COEFFS[family][res]) for res in ("luts", "ffs")}
     out = {}
     for res in ("luts", "ffs"):
         current = COEFFS[family][res]
@@ -171,8 +173,8 @@ def fit(rows: list[dict], family: str) -> dict:
             groups = [g for g in groups if g]
             if len(data) < 2 * len(groups):
                 groups = [list(range(len(names)))]
-            cols = np.stack([a[:, g] @ cur[g] for g in groups], axis=1) if len(data) else np.zeros((0, 1))
-            scales, _ = nnls(cols * w[:, None], b * w) if len(data) else (np.ones(len(groups)), 0)
+            cols = np.stack([a[:, g] @ cur[g] for g in groups], axis=1)
+            scales, _ = nnls(cols * w[:, None], b * w)
             coef = cur.copy()
             for g, sc in zip(groups, scales):
                 coef[g] = cur[g] * sc

@@ -53,15 +53,14 @@ module pqhw_label_select #(
     // Level k holds node j (of ceil(PE / 2^k)) at [(k*PE + j)]; a right node wins only if strictly greater.
     logic [(LV+1)*PE*VW-1:0] tv;         // node values
     logic [(LV+1)*PE*LW-1:0] tl;         // node lane numbers
-    logic [LV:0] t_v, t_first, t_last;   // per level: beat valid, first and last beat of a vector
-    logic [LV:0] t_load, t_cmp;          // per level: a valid first beat, a valid later beat
+    logic [LV:0] t_load, t_cmp;          // per level: a valid first beat of a vector, a valid later beat
+    logic [LV:0] t_last;                 // per level: last beat of a vector
     logic [(LV+1)*IW-1:0] t_base;
 
     always_ff @(posedge clk) begin
         if (rst) begin
             nf <= '0;
             base <= '0;
-            t_v <= '0;
             t_load <= '0;
             t_cmp <= '0;
         end else begin
@@ -71,7 +70,6 @@ module pqhw_label_select #(
                 nf <= last ? '0 : nf + 1'b1;
                 base <= last ? '0 : base + IW'(PE);
             end
-            t_v <= (LV+1)'({t_v, fire});
         end
         if (fire) begin
             for (int p = 0; p < PE; p++) begin
@@ -80,7 +78,6 @@ module pqhw_label_select #(
                 tl[p*LW +: LW] <= LW'(p);
             end
         end
-        t_first[0] <= (nf == '0);
         t_last[0] <= last;
         t_base[0 +: IW] <= base;
         for (int k = 1; k <= LV; k++) begin
@@ -101,7 +98,6 @@ module pqhw_label_select #(
                     tl[(k*PE + j)*LW +: LW] <= tl[((k-1)*PE + 2*j)*LW +: LW];
                 end
             end
-            t_first[k] <= t_first[k-1];
             t_last[k] <= t_last[k-1];
             t_base[k*IW +: IW] <= t_base[(k-1)*IW +: IW];
         end
@@ -116,8 +112,8 @@ module pqhw_label_select #(
     logic [IW-1:0] best_idx;
     wire logic greater = beat_val > best_val;
     wire logic take = t_load[LV] || (t_cmp[LV] && greater);
-    wire logic [IW-1:0] win_idx = (t_first[LV] || greater) ? beat_idx : best_idx;
-    wire logic done = t_v[LV] && t_last[LV];
+    wire logic [IW-1:0] win_idx = (t_load[LV] || greater) ? beat_idx : best_idx;
+    wire logic done = (t_load[LV] || t_cmp[LV]) && t_last[LV];
     always_ff @(posedge clk) begin
         if (take) begin
             best_val <= beat_val;
