@@ -162,7 +162,7 @@ def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
     """Yosys synthesis of one layer's block; LUT4s (ECP5: LUT4 + 2 per CCU2C carry cell), FFs, block RAMs."""
     from hw.bitstream import find_program
     from hw.layer_rtl import layer_rtl
-    from sim.blocks import MODULE_DEPS
+    from hw.emit import module_sources
     from sim.runner import rtl_sources
 
     work.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,7 @@ def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
         (work / name).write_text(text)
     (work / "bench_top.sv").write_text(_wrapper(rtl))
     names = []
-    for src in rtl_sources(*MODULE_DEPS[rtl.module]):  # copied beside the top: read by relative path
+    for src in rtl_sources(*module_sources(rtl.module)):  # copied beside the top: read by relative path
         shutil.copyfile(src, work / src.name)
         names.append(src.name)
     srcs = " ".join(names + ["bench_top.sv"])

@@ -27,11 +27,20 @@ from hw.layer_rtl import LayerRTL, dtype_fmt, layer_rtl, sv_param
 RTL_DIR = Path(__file__).resolve().parent / "rtl"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TOP = "pqhw_top"
+# The hand-written modules each block instantiates (hw/rtl/<name>.sv); one table for the emitter, the block
+# testbenches and the synthesis benchmarks.
 DEPENDS = {
     "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_fifo"],
     "pqhw_threshold": ["pqhw_mem", "pqhw_mt", "pqhw_fifo"],
     "pqhw_label_select": [],
+    "pqhw_fifo": [],
+    "pqhw_dwc": [],
 }
+
+
+def module_sources(module: str) -> list[str]:
+    """A block and the modules it instantiates, block first."""
+    return [module] + DEPENDS[module]
 
 
 @dataclass
@@ -144,7 +153,7 @@ def render_top(graph: Graph, stages: list[Stage]) -> str:
 def _modules(stages: list[Stage]) -> list[str]:
     names = []
     for st in stages:
-        for m in [st.module] + DEPENDS[st.module]:
+        for m in module_sources(st.module):
             if m not in names:
                 names.append(m)
     if len(stages) > 1 and "pqhw_fifo" not in names:

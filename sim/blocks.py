@@ -8,17 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.emit import module_sources
 from hw.ir import MVAU, LabelSelect, Threshold
 from hw.layer_rtl import Fmt, dtype_fmt, layer_rtl
 from sim.runner import rtl_sources, run
 
-MODULE_DEPS = {
-    "pqhw_mvau": ["pqhw_mvau", "pqhw_mem", "pqhw_mt", "pqhw_fifo"],
-    "pqhw_threshold": ["pqhw_threshold", "pqhw_mem", "pqhw_mt", "pqhw_fifo"],
-    "pqhw_label_select": ["pqhw_label_select"],
-    "pqhw_fifo": ["pqhw_fifo"],
-    "pqhw_dwc": ["pqhw_dwc"],
-}
 TESTBENCH = {MVAU: "tb_mvau", Threshold: "tb_threshold", LabelSelect: "tb_label_select"}
 
 
@@ -36,7 +30,7 @@ def run_layer_block(layer, x: np.ndarray, sim: str, build_root: Path, run_dir: P
                 layer.in_channels // rtl.in_n)
     cfg = {"layer": layer.model_dump(), "x": np.asarray(x).tolist(), "in_bits": in_fmt.bits,
            "out_bits": rtl.out_fmt.bits, "seed": seed, "timeout_cycles": _timeout(len(x), beats)}
-    return run(sim, rtl.module, rtl_sources(*MODULE_DEPS[rtl.module]), rtl.params, TESTBENCH[type(layer)],
+    return run(sim, rtl.module, rtl_sources(*module_sources(rtl.module)), rtl.params, TESTBENCH[type(layer)],
                build_root, run_dir, cfg, rtl.files, seed)
 
 
@@ -45,4 +39,4 @@ def run_stream_block(module: str, params: dict, x: np.ndarray, bits: int, in_n: 
     """Simulate a data-moving block (FIFO, width converter): output elements must equal input elements."""
     cfg = {"x": np.asarray(x).tolist(), "bits": bits, "in_n": in_n, "out_n": out_n, "seed": seed,
            "timeout_cycles": _timeout(len(x), x.shape[1])}
-    return run(sim, module, rtl_sources(*MODULE_DEPS[module]), params, "tb_fifo", build_root, run_dir, cfg, {}, seed)
+    return run(sim, module, rtl_sources(*module_sources(module)), params, "tb_fifo", build_root, run_dir, cfg, {}, seed)
