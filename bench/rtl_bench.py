@@ -4,7 +4,7 @@
   taken as the difference of two run lengths so that simulator start-up does not count.
 - fmax_table: Fmax and LUTs after place and route (UART board top included, as `pqhw bitstream` builds it)
   on ECP5-85F and iCE40UP5K, for the four digits networks at the folding `pqhw flow` picks for them.
-- luts_per_synapse: a fully unrolled binary layer (constants in logic) synthesised for ECP5.
+- luts_per_synapse: fully unrolled binary layers (constants in logic, 16x64 and 64x64) synthesised for ECP5.
 - codebook_table: weight-memory bits and LUTs of the ternary MVAU with plain 2-bit and 5-bit codebook
   weight memories, for the same layers.
 
@@ -192,18 +192,28 @@ def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
         ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))
         brams = cells.get("SB_RAM40_4K", 0)
         lutram = 0
-    return {"luts": luts, "ffs": ffs, "brams": brams, "lutram_cells": lutram, "params": rtl.params}
+    return {"luts": luts, "ffs": ffs, "brams": brams, "lutram_cells": lutram, "module": rtl.module,
+            "params": rtl.params}
 
 
-def luts_per_synapse(work: Path, mh: int = 16, mw: int = 64) -> dict:
-    """A fully unrolled binary layer (xnor, weights and threshold as constants) on ECP5."""
+def luts_per_synapse(work: Path, sizes=((16, 64), (64, 64))) -> dict:
+    """Fully unrolled binary layers (xnor, weights and threshold as constants) on ECP5, built as the emitter
+    builds them (hw.layer_rtl: pqhw_xnor_unrolled); one row per (MH, MW), with Yosys's run time."""
     from hw.layer_rtl import Fmt
     from sim import graphs
 
-    layer = graphs.mvau(np.random.default_rng(1), "unrolled", "xnor", mh, mw, mh, mw, nt=1, weight_memory="const")
-    r = synth_layer(layer, Fmt(1, False), "ecp5", work / f"xnor_{mh}x{mw}")
-    return {"layer": f"xnor {mh}x{mw}, PE={mh} SIMD={mw}, const", "synapses": mh * mw, "luts": r["luts"],
-            "ffs": r["ffs"], "luts_per_synapse": round(r["luts"] / (mh * mw), 3)}
+    rows = []
+    for mh, mw in sizes:
+        layer = graphs.mvau(np.random.default_rng(1), "unrolled", "xnor", mh, mw, mh, mw, nt=1,
+                            weight_memory="const")
+        t0 = time.monotonic()
+        r = synth_layer(layer, Fmt(1, False), "ecp5", work / f"xnor_{mh}x{mw}")
+        row = {"layer": f"xnor {mh}x{mw}, PE={mh} SIMD={mw}, const", "module": r["module"], "synapses": mh * mw,
+               "luts": r["luts"], "ffs": r["ffs"], "lutram_cells": r["lutram_cells"],
+               "luts_per_synapse": round(r["luts"] / (mh * mw), 3), "yosys_seconds": round(time.monotonic() - t0, 1)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return {"layers": rows, "target_luts_per_synapse": 1.5}
 
 
 CODEBOOK_LAYERS = [  # (mh, mw, pe, simd, input dtype): the digits tern_a2 first layer at its flow folding,
@@ -228,6 +238,7 @@ def codebook_table(work: Path, layers=CODEBOOK_LAYERS) -> list[dict]:
             for family in ("ecp5", "ice40"):
                 r = synth_layer(layer, dtype_fmt(in_dt), family, work / f"{mh}x{mw}_{pe}_{simd}_{mem}_{family}")
                 r.pop("params")
+                r.pop("module")
                 words = (mh // pe) * (mw // simd)
                 width = pe * (-(-simd // 3) * 5 if mem == "codebook" else simd * 2)
                 row[f"{key}_weight_bits"] = words * width

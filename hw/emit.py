@@ -31,6 +31,7 @@ TOP = "pqhw_top"
 # testbenches and the synthesis benchmarks.
 DEPENDS = {
     "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_fifo"],
+    "pqhw_xnor_unrolled": ["pqhw_mt", "pqhw_fifo"],
     "pqhw_threshold": ["pqhw_mem", "pqhw_mt", "pqhw_fifo"],
     "pqhw_label_select": [],
     "pqhw_fifo": [],
@@ -86,6 +87,8 @@ class Stage:
         if self.module == "pqhw_mvau":
             style = "const" if p["MEM_STYLE"] == 0 else "codebook rom" if p.get("W_CODEBOOK") else "rom"
             return f"layer {self.layer_name}, {p['MH']}x{p['MW']}, PE={p['PE']} SIMD={p['SIMD']}, weights {style}"
+        if self.module == "pqhw_xnor_unrolled":
+            return f"layer {self.layer_name}, {p['MH']}x{p['MW']}, PE={p['MH']} SIMD={p['MW']}, weights const"
         return f"layer {self.layer_name}, PE={p['PE']}"
 
 

@@ -205,6 +205,9 @@ def layer_features(graph: Graph, family: str) -> dict[str, dict]:
         dsps = 0
         if st.module == "pqhw_mvau":
             f, mems, dsps = _mvau(p, family == "ecp5")
+        elif st.module == "pqhw_xnor_unrolled":  # an unrolled xnor pqhw_mvau with constant weights
+            f, mems, dsps = _mvau({**p, "MODE": 0, "PE": p["MH"], "SIMD": p["MW"], "IN_BITS": 1, "W_BITS": 1,
+                                   "MEM_STYLE": 0}, family == "ecp5")
         elif st.module == "pqhw_threshold":
             f, mems = _threshold(p)
         else:

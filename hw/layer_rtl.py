@@ -207,7 +207,8 @@ def _activation(name: str, t: np.ndarray | None, bias: int, out_dtype: str, lo: 
 
 
 def mvau_rtl(layer: MVAU, in_fmt: Fmt, prefix: str) -> LayerRTL:
-    """Parameters of pqhw_mvau for one layer; memory files named prefix_w.memh / prefix_t.memh."""
+    """Parameters of pqhw_mvau for one layer (pqhw_xnor_unrolled for a fully unrolled xnor layer with
+    constant weights); memory files named prefix_w.memh / prefix_t.memh."""
     check_folding(layer.name, layer.mw, layer.simd, "simd")
     check_folding(layer.name, layer.mh, layer.pe, "pe")
     if layer.num_vectors != 1:
@@ -249,7 +250,18 @@ def mvau_rtl(layer: MVAU, in_fmt: Fmt, prefix: str) -> LayerRTL:
         if twords:
             files[f"{prefix}_t.memh"] = memh(twords, twidth)
             params["T_FILE"] = f"{prefix}_t.memh"
+    if unrolled_xnor(params):
+        keep = ("MW", "MH", "ACC_BITS", "NT", "TH_SHARED", "TH_BITS", "BIAS", "OUT_BITS", "W_INIT", "T_INIT")
+        return LayerRTL("pqhw_xnor_unrolled", {k: params[k] for k in keep if k in params}, files, in_fmt, simd,
+                        out, pe)
     return LayerRTL("pqhw_mvau", params, files, in_fmt, simd, out, pe)
+
+
+def unrolled_xnor(params: dict) -> bool:
+    """pqhw_xnor_unrolled takes the layer: xnor, fully unrolled (PE = MH, SIMD = MW), weights as constants.
+    It shares each group of four inputs' popcount between all neurons with the same weight pattern."""
+    return (params["MODE"] == MODES["xnor"] and params["PE"] == params["MH"] and params["SIMD"] == params["MW"]
+            and params["MEM_STYLE"] == STYLE_CONST and not params["W_CODEBOOK"] and params["ACC_BITS"] <= 32)
 
 
 def threshold_rtl(layer: Threshold, in_fmt: Fmt, prefix: str, style: int = STYLE_CONST) -> LayerRTL:

@@ -13,7 +13,8 @@ from sim.runner import RTL_DIR
 
 pytestmark = pytest.mark.sim
 
-MODULES = ["pqhw_fifo", "pqhw_mem", "pqhw_mt", "pqhw_mvau", "pqhw_threshold", "pqhw_label_select", "pqhw_dwc"]
+MODULES = ["pqhw_fifo", "pqhw_mem", "pqhw_mt", "pqhw_mvau", "pqhw_xnor_unrolled", "pqhw_threshold",
+           "pqhw_label_select", "pqhw_dwc"]
 SOURCES = [str(RTL_DIR / f"{m}.sv") for m in MODULES]
 
 
@@ -57,6 +58,11 @@ VARIANTS = {
              FANIN=3),
         dict(MODE=2, W_BITS=3, W_SIGNED=0, IN_BITS=5, MW=1, MH=2, SIMD=1, PE=1, ACC_BITS=8, ACC_SIGNED=0, NT=4,
              TH_BITS=10, BIAS=-2, OUT_BITS=3, MEM_STYLE=1, W_FILE="w.memh", T_FILE="t.memh", OUT_DEPTH=2),
+    ],
+    "pqhw_xnor_unrolled": [
+        dict(MW=13, MH=5, ACC_BITS=4, NT=2, TH_SHARED=1, TH_BITS=6, BIAS=-1, OUT_BITS=2, OUT_DEPTH=2),
+        dict(MW=3, MH=1, ACC_BITS=2, NT=0, OUT_BITS=4),
+        dict(MW=40, MH=6, ACC_BITS=6, NT=1, TH_BITS=8, OUT_BITS=1),
     ],
     "pqhw_threshold": [dict(CH=6, PE=3, IN_BITS=5, IN_SIGNED=0, NT=3, TH_BITS=7, BIAS=1, OUT_BITS=3, MEM_STYLE=1,
                             T_FILE="t.memh"),
@@ -108,4 +114,14 @@ def test_yosys_and_verilator_accept_every_mode(top, tmp_path):
 ])
 def test_illegal_mvau_parameters_are_refused(params, error, tmp_path):
     r = _run(["verilator", "--lint-only", "--top-module", "pqhw_mvau", *params, *SOURCES], tmp_path)
+    assert r.returncode != 0 and error in r.stderr
+
+
+@pytest.mark.parametrize("params,error", [
+    (["-GMW=8", "-GACC_BITS=3", "-GOUT_BITS=3"], "pqhw_error_xnor_unrolled_acc_bits_must_be_clog2_mw_plus_1_to_32"),
+    (["-GNT=1", "-GTH_BITS=4"], "pqhw_error_xnor_unrolled_th_bits_must_exceed_acc_bits_by_2"),
+    (["-GOUT_BITS=2"], "pqhw_error_xnor_unrolled_out_bits_must_hold_the_popcount"),
+])
+def test_illegal_xnor_unrolled_parameters_are_refused(params, error, tmp_path):
+    r = _run(["verilator", "--lint-only", "--top-module", "pqhw_xnor_unrolled", *params, *SOURCES], tmp_path)
     assert r.returncode != 0 and error in r.stderr
