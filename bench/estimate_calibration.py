@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ["digits_w1a1", "digits_tern_a2", "digits_w2a2", "digits_w4a4"]
 BOARDS = ["ulx3s-85f", "icebreaker", "tangnano9k"]
 # Folding name -> cycles per frame (None: the compile default, PE = SIMD = 1). "default" is the target set.
-FOLDINGS = {"default": None, "c512": 512, "c64": 64}
+FOLDINGS = {"default": None, "c1000": 1000, "c512": 512, "c64": 64}
 
 
 def prepare_run(work: Path, config: str) -> Path:
