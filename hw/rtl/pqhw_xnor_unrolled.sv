@@ -5,12 +5,14 @@
 //
 // Inputs are split into G = ceil(MW/4) groups of up to four bits. For group g, neuron n needs
 // popcount(x_g XNOR w_{n,g}), a value 0..4 that depends on the four input bits and the neuron's four
-// constant weight bits only. So for each group the popcount is computed once per weight pattern (at most
-// 16, three LUT4s each: pure logic, no carry chain) and registered; each neuron takes the partial of its
-// own pattern, chosen by a constant index at elaboration, and patterns no neuron uses are swept away by
-// synthesis. Each neuron then sums its G partials with a balanced adder tree of exact widths (level k adds
-// pairs of nodes covering up to 4*2^(k-1) inputs each, into clog2(min(4*2^k, MW) + 1) bits), registered
-// after every level, then the threshold comparison (pqhw_mt, registered) and the output FIFO.
+// constant weight bits only. So for each group the popcount is computed once per weight pattern (three
+// LUT4s each: pure logic, no carry chain) and registered; each neuron takes the partial of its own
+// pattern, chosen by a constant index at elaboration, and patterns no neuron uses are swept away by
+// synthesis. With thresholds (NT > 0) a pattern whose top bit is set is read as the bitwise complement
+// of its complement's partial, so a group needs at most 8 partials (details at the leaves). Each neuron
+// then sums its G partials with a balanced adder tree of exact widths (level k adds pairs of nodes,
+// node_bits(k) wide), registered after every level, then the threshold comparison (pqhw_mt, registered)
+// and the output FIFO. Latency: 2 + clog2(G) cycles with thresholds, one less without.
 //
 // Weights: W_INIT bit n*MW + s is neuron n's weight for input s (pqhw_mvau's single word at PE = MH,
 // SIMD = MW). Thresholds: T_INIT as pqhw_mvau's single threshold word.
@@ -43,8 +45,9 @@ module pqhw_xnor_unrolled #(
 );
     localparam int G = (MW + 3) / 4;                   // input groups
     localparam int L = G > 1 ? $clog2(G) : 0;          // adder-tree levels
+    localparam bit COMP = NT > 0 && G > 1;             // complemented leaves (see above), thresholds adjusted
     localparam int B0 = node_bits(0);                  // bits of one partial as a tree leaf
-    localparam int SW = node_bits(L);                  // bits of the tree's result: clog2(MW + 1)
+    localparam int SW = node_bits(L);                  // bits of the tree's result (clog2(MW + 1) if !COMP)
     localparam int MR = NT > 0 ? 1 : 0;                // registered threshold comparisons
     localparam int LAT = 1 + L + MR;                   // cycles from an accepted beat to the output FIFO
     localparam int FD = OUT_DEPTH + LAT + 1;           // output FIFO beats (+1: the credit is registered)
@@ -55,10 +58,15 @@ module pqhw_xnor_unrolled #(
         nodes = (G + (1 << k) - 1) >> k;
     endfunction
 
-    // Bits of a node at level k: it sums at most min(4 * 2^k, MW) input bits.
+    // Bits of a node at level k: it sums at most min(4 * 2^k, MW) input bits, or with complemented
+    // leaves (each at most 7) min(2^k, G) leaves.
     function automatic int node_bits(input int k);
         int span;
-        span = (4 << k) < MW ? (4 << k) : MW;
+        if (COMP) begin
+            span = 7 * ((1 << k) < G ? (1 << k) : G);
+        end else begin
+            span = (4 << k) < MW ? (4 << k) : MW;
+        end
         node_bits = $clog2(span + 1);
     endfunction
 
@@ -67,7 +75,11 @@ module pqhw_xnor_unrolled #(
         int off, span;
         off = 0;
         for (int i = 1; i < k; i++) begin  // nodes(i) * node_bits(i) per neuron, written out for Icarus
-            span = (4 << i) < MW ? (4 << i) : MW;
+            if (COMP) begin
+                span = 7 * ((1 << i) < G ? (1 << i) : G);
+            end else begin
+                span = (4 << i) < MW ? (4 << i) : MW;
+            end
             off = off + MH * ((G + (1 << i) - 1) >> i) * $clog2(span + 1);
         end
         level_offset = off;
@@ -85,6 +97,42 @@ module pqhw_xnor_unrolled #(
             end
         end
         pattern = v;
+    endfunction
+
+    // What neuron n's tree result exceeds its popcount by: 7 - GS for each complemented leaf (the bits ~c
+    // of a partial c read 7 - c; the popcount against the complemented pattern is GS - c). A leaf is
+    // complemented when the neuron's weight for the group's top input is 1 and the leaf goes into a
+    // level-1 adder (not the odd last leaf, passed through to level 1). No nested calls: Icarus.
+    function automatic int excess(input int n);
+        int e, gs;
+        e = 0;
+        for (int g = 0; g < G; g++) begin
+            gs = (MW - 4*g) < 4 ? (MW - 4*g) : 4;
+            if (COMP && (g < G - 1 || G % 2 == 0)) begin
+                if (W_INIT[n*MW + 4*g + gs - 1]) begin
+                    e = e + 7 - gs;
+                end
+            end
+        end
+        excess = e;
+    endfunction
+
+    // Threshold i of neuron n from T_INIT (signed TH_BITS), raised by the neuron's excess e and clipped to
+    // [0, 2^SW], the range where comparing the SW-bit tree result still decides every case.
+    function automatic int threshold(input int n, input int i, input int e);
+        int idx, t;
+        idx = TH_SHARED ? i : n*NT + i;
+        t = 0;
+        for (int b = 0; b < TH_BITS; b++) begin
+            if (T_INIT[idx*TH_BITS + b]) begin
+                t = t | (1 << b);
+            end
+        end
+        if (TH_BITS < 32 && T_INIT[idx*TH_BITS + TH_BITS - 1]) begin
+            t = t - (1 << TH_BITS);  // sign
+        end
+        t = t + e;
+        threshold = t < 0 ? 0 : t > (1 << SW) ? (1 << SW) : t;
     endfunction
 
     // popcount of four bits as gates (half adders), no carry chain: each output bit is one LUT4
@@ -111,8 +159,8 @@ module pqhw_xnor_unrolled #(
     if (NT == 0 && OUT_BITS < ACC_BITS) begin : g_bad_out
         pqhw_error_xnor_unrolled_out_bits_must_hold_the_popcount u_err ();
     end
-    if (NT < 0 || OUT_BITS < 1 || OUT_DEPTH < 2) begin : g_bad_misc
-        pqhw_error_xnor_unrolled_nt_ge_0_out_bits_ge_1_out_depth_ge_2 u_err ();
+    if (NT < 0 || OUT_BITS < 1 || OUT_DEPTH < 2 || TH_BITS > 32 || MW > 1 << 24) begin : g_bad_misc
+        pqhw_error_xnor_unrolled_nt_ge_0_out_bits_ge_1_out_depth_ge_2_th_bits_le_32 u_err ();
     end
 
     // ---- issue: credit check -----------------------------------------------------------------------
@@ -142,11 +190,21 @@ module pqhw_xnor_unrolled #(
     end
 
     // ---- tree leaves: each neuron's partial per group, picked by its constant weight pattern ---------
+    // A pattern with the group's top bit set may be read as the bitwise complement of the partial of the
+    // complemented pattern (7 - c for GS - c): then each group needs at most 2^(GS-1) partials, and the
+    // inversion costs nothing inside the level-1 adder's LUTs. The excess is added to the thresholds.
     wire logic [MH*G*B0-1:0] leaf;  // neuron n, group g at [(n*G + g)*B0]
     for (genvar n = 0; n < MH; n++) begin : g_neuron
         for (genvar g = 0; g < G; g++) begin : g_leaf
+            localparam int GS = (MW - 4*g) < 4 ? (MW - 4*g) : 4;
             localparam int P = pattern(n, g);
-            assign leaf[(n*G + g)*B0 +: B0] = part[(g*16 + P)*3 +: B0];
+            localparam bit C = COMP && (g < G - 1 || G % 2 == 0) && ((P >> (GS - 1)) & 1) != 0;  // as in excess()
+            localparam int Q = C ? P ^ ((1 << GS) - 1) : P;
+            if (C) begin : g_complemented
+                assign leaf[(n*G + g)*B0 +: B0] = ~part[(g*16 + Q)*3 +: B0];
+            end else begin : g_plain
+                assign leaf[(n*G + g)*B0 +: B0] = part[(g*16 + Q)*3 +: B0];
+            end
         end
     end
 
@@ -182,14 +240,12 @@ module pqhw_xnor_unrolled #(
         end
     end
 
-    // popcount of each neuron, ACC_BITS wide
-    logic [MH*ACC_BITS-1:0] dot;
-    for (genvar n = 0; n < MH; n++) begin : g_dot
-        if (L == 0) begin : g_leaf_dot
-            assign dot[n*ACC_BITS +: ACC_BITS] = ACC_BITS'(leaf[n*B0 +: B0]);
-        end else begin : g_tree_dot
-            assign dot[n*ACC_BITS +: ACC_BITS] = ACC_BITS'(tr[OL + n*SW +: SW]);
-        end
+    // tree result of each neuron: its popcount plus excess(n) (0 without complemented leaves)
+    logic [MH*SW-1:0] dot;
+    if (L == 0) begin : g_leaf_dot
+        assign dot = leaf;
+    end else begin : g_tree_dot
+        assign dot = tr[OL +: MH*SW];
     end
 
     // valid through the partial register and the tree levels
@@ -207,14 +263,17 @@ module pqhw_xnor_unrolled #(
     logic [MH*OUT_BITS-1:0] y_d;
     logic v_y;  // y_d is a finished frame
     if (NT > 0) begin : g_act
-        logic [MH*NT*TH_BITS-1:0] t_lanes;
-        if (TH_SHARED) begin : g_shared
-            assign t_lanes = {MH{T_INIT}};
-        end else begin : g_per_channel
-            assign t_lanes = T_INIT;
+        localparam int TB = SW + 2;  // clipped thresholds in [0, 2^SW]
+        wire logic [MH*NT*TB-1:0] t_lanes;
+        for (genvar n = 0; n < MH; n++) begin : g_lane
+            localparam int E = excess(n);
+            for (genvar i = 0; i < NT; i++) begin : g_thr
+                localparam int T = threshold(n, i, E);
+                assign t_lanes[(n*NT + i)*TB +: TB] = TB'(T);
+            end
         end
         pqhw_mt #(
-            .LANES(MH), .IN_BITS(ACC_BITS), .IN_SIGNED(0), .NT(NT), .TH_BITS(TH_BITS),
+            .LANES(MH), .IN_BITS(SW), .IN_SIGNED(0), .NT(NT), .TH_BITS(TB),
             .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(1)
         ) u_mt (
             .clk(clk), .in_data(dot), .thresholds(t_lanes), .out_data(y_d)
@@ -230,7 +289,7 @@ module pqhw_xnor_unrolled #(
         assign v_y = v_dot;
         always_comb begin
             for (int n = 0; n < MH; n++) begin
-                y_d[n*OUT_BITS +: OUT_BITS] = OUT_BITS'(dot[n*ACC_BITS +: ACC_BITS]);
+                y_d[n*OUT_BITS +: OUT_BITS] = OUT_BITS'(dot[n*SW +: SW]);
             end
         end
     end
