@@ -29,7 +29,8 @@ module pqhw_dwc #(
     logic [CAP*EW-1:0] buffer, buffer_next;
     logic [CNTW-1:0] cnt, cnt_next;
 
-    assign s_axis_tready = (cnt + CNTW'(IN_N)) <= CNTW'(CAP);
+    // one bit wider: the fill level plus a beat can exceed what CNTW bits hold (e.g. CAP = 30, IN_N = 10)
+    assign s_axis_tready = ({1'b0, cnt} + (CNTW + 1)'(IN_N)) <= (CNTW + 1)'(CAP);
     assign m_axis_tvalid = cnt >= CNTW'(OUT_N);
     assign m_axis_tdata = buffer[OUT_N*EW-1:0];
 

@@ -16,7 +16,7 @@ def test_fifo(depth, bits, tmp_path, build_root):
     assert res["cycles_per_frame"] == (2 if depth > 1 else 4)
 
 
-@pytest.mark.parametrize("ew,in_n,out_n", [(2, 4, 6), (1, 8, 2), (3, 3, 12), (4, 2, 2)])
+@pytest.mark.parametrize("ew,in_n,out_n", [(2, 4, 6), (1, 8, 2), (3, 3, 12), (4, 2, 2), (1, 10, 5)])
 def test_dwc(ew, in_n, out_n, tmp_path, build_root):
     frame = int(np.lcm(in_n, out_n))
     x = np.random.default_rng(in_n * out_n).integers(0, 1 << ew, (20, frame))
