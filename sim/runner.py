@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +65,39 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _verilator_make_vars() -> str:
+    """Make variables a Verilator build needs beyond its own makefile.
+
+    Verilator compiles a large design as several C++ files that include a precompiled header through
+    CFG_CXXFLAGS_PCH_I; the PyPI wheel's verilated.mk leaves that flag empty, so such builds fail with the
+    header passed as a second input file. GCC's flag is `-include`; a makefile that sets it is left alone.
+    """
+    proc = subprocess.run(["verilator", "--getenv", "VERILATOR_ROOT"], capture_output=True, text=True)
+    mk = Path(proc.stdout.strip()) / "include" / "verilated.mk"
+    if proc.returncode or not mk.is_file():
+        return ""
+    for line in mk.read_text(errors="replace").splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "CFG_CXXFLAGS_PCH_I" and not value.strip():
+            return "CFG_CXXFLAGS_PCH_I=-include"
+    return ""
+
+
+@contextmanager
+def _make_vars(extra: str):
+    """MAKEFLAGS with `extra` appended while the block runs (a make that runs us may have set MAKEFLAGS)."""
+    old = os.environ.get("MAKEFLAGS")
+    if extra:
+        os.environ["MAKEFLAGS"] = f"{old} {extra}" if old else extra
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def _runner(sim: str):
     import cocotb_tools.runner as cr
 
@@ -82,11 +116,12 @@ def build(sim: str, toplevel: str, sources: list[Path], parameters: dict, build_
     with _locked(Path(build_root) / f".{toplevel}-{sim}-{key}.lock"):
         if not stamp.exists():
             args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if sim == "verilator" else []
-            _runner(sim).build(
-                sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
-                build_dir=str(build_dir), build_args=args, timescale=TIMESCALE, always=True,
-                log_file=str(build_dir / "build.log"),
-            )
+            with _make_vars(_verilator_make_vars() if sim == "verilator" else ""):
+                _runner(sim).build(
+                    sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
+                    build_dir=str(build_dir), build_args=args, timescale=TIMESCALE, always=True,
+                    log_file=str(build_dir / "build.log"),
+                )
             stamp.write_text(key)
     return build_dir
 
