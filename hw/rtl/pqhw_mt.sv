@@ -1,6 +1,6 @@
 // MultiThreshold datapath, FINN semantics: y = #{i : a >= T[i]} + BIAS. Combinational, or with the
 // comparison results registered (REG = 1: one cycle of latency, the compare and the count in separate
-// cycles). Shared by the MVAU output stage and the standalone threshold unit. Thresholds are signed TH_BITS
+// cycles), or with the count registered as well (REG = 2: two cycles; many thresholds make a deep count). Shared by the MVAU output stage and the standalone threshold unit. Thresholds are signed TH_BITS
 // values wide enough for [lo, hi + 1] of the input (one bit more than a signed input, two more than an
 // unsigned one), so "never reached" and "always reached" are representable whatever the signedness.
 `default_nettype none
@@ -13,7 +13,7 @@ module pqhw_mt #(
     parameter int TH_BITS   = 9,   // bits of one signed threshold (>= IN_BITS + 1, + 2 if unsigned input)
     parameter int BIAS      = 0,   // added to the count (FINN out_bias)
     parameter int OUT_BITS  = 2,   // bits of one output element; count + BIAS wraps to this width
-    parameter bit REG       = 0    // register the comparisons: out_data follows in_data by one cycle
+    parameter int REG       = 0    // registers: 0 none, 1 the comparisons, 2 comparisons and count (latency REG)
 ) (
     input  wire logic                        clk,         // used when REG = 1
     input  wire logic [LANES*IN_BITS-1:0]    in_data,
@@ -40,7 +40,11 @@ module pqhw_mt #(
         end
     end
 
-    if (REG) begin : g_reg
+    if (REG < 0 || REG > 2) begin : g_bad_reg
+        pqhw_error_mt_reg_must_be_0_1_or_2 u_err ();
+    end
+
+    if (REG >= 1) begin : g_reg
         always_ff @(posedge clk) begin
             ge_q <= ge;
         end
@@ -48,6 +52,7 @@ module pqhw_mt #(
         assign ge_q = ge;
     end
 
+    logic [LANES*OUT_BITS-1:0] y;
     always_comb begin
         for (int l = 0; l < LANES; l++) begin
             logic [CW-1:0] cnt;
@@ -55,8 +60,16 @@ module pqhw_mt #(
             for (int i = 0; i < NT; i++) begin
                 cnt = cnt + CW'(ge_q[l*NT + i]);
             end
-            out_data[l*OUT_BITS +: OUT_BITS] = OUT_BITS'(32'(cnt) + BIAS);
+            y[l*OUT_BITS +: OUT_BITS] = OUT_BITS'(32'(cnt) + BIAS);
         end
+    end
+
+    if (REG == 2) begin : g_count_reg
+        always_ff @(posedge clk) begin
+            out_data <= y;
+        end
+    end else begin : g_count_comb
+        assign out_data = y;
     end
 endmodule
 

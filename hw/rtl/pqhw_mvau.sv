@@ -77,7 +77,7 @@ module pqhw_mvau #(
     localparam int N1 = (N0 + FANIN - 1) / FANIN;      // tree nodes per lane after the first stage
     localparam int RR = WD > 1 ? 1 : 0;                // weight table read register
     localparam int CB = W_CODEBOOK ? 1 : 0;            // decode stage
-    localparam int MR = NT > 0 ? 1 : 0;                // registered threshold comparisons
+    localparam int MR = NT > 1 ? 2 : NT > 0 ? 1 : 0;   // registered threshold comparisons (and count)
     localparam int TR = NT > 0 && TD > 1 ? 1 : 0;      // threshold table read register
     localparam int LAT = 2 + RR + CB + T + TR + MR;    // cycles from issue to the output FIFO
     localparam int FD = OUT_DEPTH + LAT + 1;           // output FIFO beats (+1: the credit is registered)
@@ -429,17 +429,19 @@ module pqhw_mvau #(
         end
         pqhw_mt #(
             .LANES(PE), .IN_BITS(ACC_BITS), .IN_SIGNED(ACC_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
-            .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(1)
+            .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(MR)
         ) u_mt (
             .clk(clk), .in_data(res_q), .thresholds(t_lanes), .out_data(y_d)
         );
+        logic [MR-1:0] v_m;  // valid through the MR registers of pqhw_mt
         always_ff @(posedge clk) begin
             if (rst) begin
-                v_y <= 1'b0;
+                v_m <= '0;
             end else begin
-                v_y <= v_q;
+                v_m <= MR'({v_m, v_q});
             end
         end
+        assign v_y = v_m[MR-1];
     end else begin : g_no_act
         assign v_y = v_d;
         always_comb begin
