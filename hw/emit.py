@@ -30,9 +30,9 @@ TOP = "pqhw_top"
 # The hand-written modules each block instantiates (hw/rtl/<name>.sv); one table for the emitter, the block
 # testbenches and the synthesis benchmarks.
 DEPENDS = {
-    "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_fifo"],
-    "pqhw_xnor_unrolled": ["pqhw_mt", "pqhw_fifo"],
-    "pqhw_threshold": ["pqhw_mem", "pqhw_mt", "pqhw_fifo"],
+    "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
+    "pqhw_xnor_unrolled": ["pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
+    "pqhw_threshold": ["pqhw_mem", "pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
     "pqhw_label_select": [],
     "pqhw_fifo": [],
     "pqhw_dwc": [],

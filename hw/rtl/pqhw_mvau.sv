@@ -81,7 +81,6 @@ module pqhw_mvau #(
     localparam int TR = NT > 0 && TD > 1 ? 1 : 0;      // threshold table read register
     localparam int LAT = 2 + RR + CB + T + TR + MR;    // cycles from issue to the output FIFO
     localparam int FD = OUT_DEPTH + LAT + 1;           // output FIFO beats (+1: the credit is registered)
-    localparam int CW = $clog2(FD + 1);
 
     // Stages of a tree adding at most f terms a stage until one sum per lane is left (at least one).
     function automatic int tree_stages(input int n, input int f);
@@ -132,18 +131,12 @@ module pqhw_mvau #(
     logic [SFW-1:0] sf;
     logic [NFW-1:0] nf;
     logic [WAW-1:0] waddr;
-    logic [CW-1:0]  fifo_count;
-    logic [CW-1:0]  inflight;          // row folds issued whose result is not yet in the FIFO
 
     // registered fold flags: sf == SF-1 and nf == 0, updated with the counters
     logic last_sf, from_stream;
-    // Registered credit, one cycle old: since it was computed at most one more row fold was issued, so
-    // "count + inflight + 1 < FD" then means "count + inflight < FD" now. Keeps s_axis_tready a few gates
-    // from flip-flops, which matters where a producer's own ready logic is combinational.
+    // A row fold's last column fold reserves its result's slot in the output FIFO (pqhw_credit_fifo:
+    // the credit is registered, so s_axis_tready stays a few gates from flip-flops).
     logic credit_ok;
-    always_ff @(posedge clk) begin
-        credit_ok <= !rst && ({1'b0, fifo_count} + {1'b0, inflight} + (CW + 1)'(1)) < (CW + 1)'(FD);
-    end
     wire logic may_issue   = !last_sf || credit_ok;
     wire logic fire        = may_issue && (from_stream ? s_axis_tvalid : 1'b1);
     assign s_axis_tready   = from_stream && may_issue;
@@ -452,24 +445,12 @@ module pqhw_mvau #(
         end
     end
 
-    always_ff @(posedge clk) begin
-        if (rst) begin
-            inflight <= '0;
-        end else if ((fire && last_sf) && !v_y) begin
-            inflight <= inflight + 1'b1;
-        end else if (v_y && !(fire && last_sf)) begin
-            inflight <= inflight - 1'b1;
-        end
-    end
-
-    logic fifo_ready;  // always high when v_y: the credit check reserved the slot
-    pqhw_fifo #(
-        .WIDTH(PE*OUT_BITS), .DEPTH(FD)
+    pqhw_credit_fifo #(
+        .WIDTH(PE*OUT_BITS), .DEPTH(FD), .REG_CREDIT(1)
     ) u_out (
-        .clk(clk), .rst(rst),
-        .s_axis_tdata(y_d), .s_axis_tvalid(v_y), .s_axis_tready(fifo_ready),
-        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
-        .count(fifo_count)
+        .clk(clk), .rst(rst), .reserve(fire && last_sf), .credit_ok(credit_ok),
+        .s_tdata(y_d), .s_tvalid(v_y),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
     );
 endmodule
 

@@ -32,7 +32,6 @@ module pqhw_threshold #(
     localparam int TD = TH_SHARED ? 1 : NF;
     localparam int TW = (TH_SHARED ? 1 : PE) * NT * TH_BITS;
     localparam int TAW = TD > 1 ? $clog2(TD) : 1;
-    localparam int CW = $clog2(OUT_DEPTH + 1);
 
     if (CH < 1 || PE < 1 || CH % PE != 0) begin : g_bad_fold
         pqhw_error_threshold_pe_must_divide_ch u_err ();
@@ -42,8 +41,7 @@ module pqhw_threshold #(
     end
 
     logic [TAW-1:0] nf;
-    logic [CW-1:0] fifo_count, inflight;
-    wire logic credit_ok = ({1'b0, fifo_count} + {1'b0, inflight}) < (CW + 1)'(OUT_DEPTH);
+    logic credit_ok;  // a result slot is free in the output FIFO (pqhw_credit_fifo)
     wire logic fire = s_axis_tvalid && credit_ok;
     assign s_axis_tready = credit_ok;
 
@@ -53,16 +51,10 @@ module pqhw_threshold #(
         if (rst) begin
             nf <= '0;
             v_b <= 1'b0;
-            inflight <= '0;
         end else begin
             v_b <= fire;
             if (fire) begin
                 nf <= (nf == TAW'(TD - 1)) ? '0 : nf + 1'b1;
-            end
-            if (fire && !v_b) begin
-                inflight <= inflight + 1'b1;
-            end else if (v_b && !fire) begin
-                inflight <= inflight - 1'b1;
             end
         end
         if (fire) begin
@@ -92,14 +84,12 @@ module pqhw_threshold #(
         .clk(clk), .in_data(x_b), .thresholds(t_lanes), .out_data(y_b)
     );
 
-    logic fifo_ready;  // always high when v_b: the credit check reserved the slot
-    pqhw_fifo #(
-        .WIDTH(PE*OUT_BITS), .DEPTH(OUT_DEPTH)
+    pqhw_credit_fifo #(
+        .WIDTH(PE*OUT_BITS), .DEPTH(OUT_DEPTH), .REG_CREDIT(0)
     ) u_out (
-        .clk(clk), .rst(rst),
-        .s_axis_tdata(y_b), .s_axis_tvalid(v_b), .s_axis_tready(fifo_ready),
-        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
-        .count(fifo_count)
+        .clk(clk), .rst(rst), .reserve(fire), .credit_ok(credit_ok),
+        .s_tdata(y_b), .s_tvalid(v_b),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
     );
 endmodule
 

@@ -51,7 +51,6 @@ module pqhw_xnor_unrolled #(
     localparam int MR = NT > 0 ? 1 : 0;                // registered threshold comparisons
     localparam int LAT = 1 + L + MR;                   // cycles from an accepted beat to the output FIFO
     localparam int FD = OUT_DEPTH + LAT + 1;           // output FIFO beats (+1: the credit is registered)
-    localparam int CW = $clog2(FD + 1);
 
     // Nodes per neuron at tree level k (level 0: the partials).
     function automatic int nodes(input int k);
@@ -164,14 +163,8 @@ module pqhw_xnor_unrolled #(
     end
 
     // ---- issue: credit check -----------------------------------------------------------------------
-    logic [CW-1:0] fifo_count;
-    logic [CW-1:0] inflight;  // frames accepted whose result is not yet in the FIFO
-    // Registered credit, one cycle old: since it was computed at most one more frame was accepted, so
-    // "count + inflight + 1 < FD" then means "count + inflight < FD" now.
+    // Each accepted frame reserves its result's slot in the output FIFO (pqhw_credit_fifo, registered).
     logic credit_ok;
-    always_ff @(posedge clk) begin
-        credit_ok <= !rst && ({1'b0, fifo_count} + {1'b0, inflight} + (CW + 1)'(1)) < (CW + 1)'(FD);
-    end
     assign s_axis_tready = credit_ok;
     wire logic fire = s_axis_tvalid && credit_ok;
 
@@ -294,24 +287,12 @@ module pqhw_xnor_unrolled #(
         end
     end
 
-    always_ff @(posedge clk) begin
-        if (rst) begin
-            inflight <= '0;
-        end else if (fire && !v_y) begin
-            inflight <= inflight + 1'b1;
-        end else if (v_y && !fire) begin
-            inflight <= inflight - 1'b1;
-        end
-    end
-
-    logic fifo_ready;  // always high when v_y: the credit check reserved the slot
-    pqhw_fifo #(
-        .WIDTH(MH*OUT_BITS), .DEPTH(FD)
+    pqhw_credit_fifo #(
+        .WIDTH(MH*OUT_BITS), .DEPTH(FD), .REG_CREDIT(1)
     ) u_out (
-        .clk(clk), .rst(rst),
-        .s_axis_tdata(y_d), .s_axis_tvalid(v_y), .s_axis_tready(fifo_ready),
-        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
-        .count(fifo_count)
+        .clk(clk), .rst(rst), .reserve(fire), .credit_ok(credit_ok),
+        .s_tdata(y_d), .s_tvalid(v_y),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
     );
 endmodule
 

@@ -13,8 +13,8 @@ from sim.runner import RTL_DIR
 
 pytestmark = pytest.mark.sim
 
-MODULES = ["pqhw_fifo", "pqhw_mem", "pqhw_mt", "pqhw_mvau", "pqhw_xnor_unrolled", "pqhw_threshold",
-           "pqhw_label_select", "pqhw_dwc"]
+MODULES = ["pqhw_fifo", "pqhw_credit_fifo", "pqhw_mem", "pqhw_mt", "pqhw_mvau", "pqhw_xnor_unrolled",
+           "pqhw_threshold", "pqhw_label_select", "pqhw_dwc"]
 SOURCES = [str(RTL_DIR / f"{m}.sv") for m in MODULES]
 
 
@@ -73,6 +73,7 @@ VARIANTS = {
                 dict(LANES=2, IN_BITS=4, IN_SIGNED=1, NT=3, TH_BITS=6, BIAS=0, OUT_BITS=2, REG=2)],
     "pqhw_mem": [dict(WIDTH=7, DEPTH=5, STYLE=1, INIT_FILE="w.memh"), dict(WIDTH=3, DEPTH=1, STYLE=0)],
     "pqhw_fifo": [dict(WIDTH=3, DEPTH=5)],
+    "pqhw_credit_fifo": [dict(WIDTH=6, DEPTH=3, REG_CREDIT=0)],
     "pqhw_dwc": [dict(EW=3, IN_N=2, OUT_N=5)],
 }
 

@@ -1,0 +1,64 @@
+// Output stage of a credit-based block: the output FIFO plus the credit that lets the block start work
+// only when its result has a guaranteed slot. The block raises `reserve` for each item it starts that will
+// produce one result, and delivers that result later on s_tvalid/s_tdata; inflight counts the reserved
+// results not yet delivered. Since a result never waits, the block's pipeline never stalls.
+//
+// REG_CREDIT = 1 registers credit_ok, one cycle old: since it was computed at most one more item was
+// reserved, so "count + inflight + 1 < DEPTH" then means "count + inflight < DEPTH" now. That keeps the
+// block's s_axis_tready a few gates from flip-flops. REG_CREDIT = 0 computes it combinationally.
+`default_nettype none
+
+module pqhw_credit_fifo #(
+    parameter int WIDTH      = 8,  // bits per result (>= 1)
+    parameter int DEPTH      = 4,  // results the FIFO holds (>= 2)
+    parameter bit REG_CREDIT = 1   // credit_ok from a flip-flop (1) or combinational (0)
+) (
+    input  wire logic             clk,
+    input  wire logic             rst,            // synchronous, active high
+    input  wire logic             reserve,        // an item that will produce one result starts now
+    output logic                  credit_ok,      // a result slot is free: the block may reserve one
+    input  wire logic [WIDTH-1:0] s_tdata,        // a reserved result, delivered
+    input  wire logic             s_tvalid,
+    output logic [WIDTH-1:0]      m_axis_tdata,
+    output logic                  m_axis_tvalid,
+    input  wire logic             m_axis_tready
+);
+    if (DEPTH < 2) begin : g_bad_depth
+        pqhw_error_credit_fifo_depth_must_be_at_least_2 u_err ();
+    end
+
+    localparam int CW = $clog2(DEPTH + 1);
+
+    logic [CW-1:0] fifo_count;
+    logic [CW-1:0] inflight;  // reserved results not yet in the FIFO
+
+    if (REG_CREDIT) begin : g_reg_credit
+        always_ff @(posedge clk) begin
+            credit_ok <= !rst && ({1'b0, fifo_count} + {1'b0, inflight} + (CW + 1)'(1)) < (CW + 1)'(DEPTH);
+        end
+    end else begin : g_comb_credit
+        assign credit_ok = ({1'b0, fifo_count} + {1'b0, inflight}) < (CW + 1)'(DEPTH);
+    end
+
+    always_ff @(posedge clk) begin
+        if (rst) begin
+            inflight <= '0;
+        end else if (reserve && !s_tvalid) begin
+            inflight <= inflight + 1'b1;
+        end else if (s_tvalid && !reserve) begin
+            inflight <= inflight - 1'b1;
+        end
+    end
+
+    logic fifo_ready;  // always high when s_tvalid: the credit reserved the slot
+    pqhw_fifo #(
+        .WIDTH(WIDTH), .DEPTH(DEPTH)
+    ) u_fifo (
+        .clk(clk), .rst(rst),
+        .s_axis_tdata(s_tdata), .s_axis_tvalid(s_tvalid), .s_axis_tready(fifo_ready),
+        .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
+        .count(fifo_count)
+    );
+endmodule
+
+`default_nettype wire
