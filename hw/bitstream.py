@@ -24,6 +24,7 @@ from filelock import FileLock
 
 from boards.registry import Board, get_board
 from hw.board_top import board_sources, stream_shape, wrapper_cost
+from hw.ecp5_outreg import absorb_output_registers
 from hw.errors import UserError
 from hw.ir import Graph
 
@@ -235,6 +236,7 @@ def _build_in(work: Path, sources: list[Path], top: str, board: Board, constrain
     t0 = time.monotonic()
     script = f"read_verilog -sv {' '.join(rel)}; {flow['synth']} -top {top} -json netlist.json"
     _run([yosys, "-q", "-p", script], work, work / "synth.log", f"synthesis of {top} (yosys {flow['synth']})")
+    outregs = _absorb_bram_registers(work / "netlist.json", top) if board.family == "ecp5" else 0
     steps["synth"] = round(time.monotonic() - t0, 2)
 
     t1 = time.monotonic()
@@ -274,7 +276,17 @@ def _build_in(work: Path, sources: list[Path], top: str, board: Board, constrain
         "sha256": hashlib.sha256(bit.read_bytes()).hexdigest(),
         "top": top, "seed": seed, "steps_seconds": steps, "_bitstream_name": bit_name,
     }
+    if board.family == "ecp5":
+        summary["bram_output_registers"] = outregs
     return summary
+
+
+def _absorb_bram_registers(netlist: Path, top: str) -> int:
+    """ECP5: the fabric registers behind block RAM reads become the RAMs' output registers (hw.ecp5_outreg)."""
+    design, moved = absorb_output_registers(json.loads(netlist.read_text()), top)
+    if moved:
+        netlist.write_text(json.dumps(design))
+    return moved
 
 
 def write_summary(summary: dict, path: Path) -> None:

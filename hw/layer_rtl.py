@@ -146,7 +146,7 @@ def weight_style(layer: MVAU, wbits: int) -> int:
 def tree_fanin(product_bits: int) -> int:
     """Terms added per adder-tree stage: wide for 1-bit popcounts, narrower as products grow, so each
     registered stage stays a few LUT levels deep."""
-    return 16 if product_bits <= 2 else 8 if product_bits <= 4 else 4
+    return 16 if product_bits <= 2 else 8 if product_bits <= 4 else 2
 
 
 def codebook_words(w: np.ndarray, pe: int, simd: int) -> tuple[list[int], int]:
