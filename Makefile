@@ -43,7 +43,8 @@ bench: $(STAMP)
 	$(PY) -m bench.run --out bench/results.json $(if $(ONLY),--only $(ONLY))
 
 lint: $(STAMP)
-	$(PY) -m ruff check quant hw sim boards tests
+	@$(PY) -m ruff --version >/dev/null 2>&1 || $(PY) -m pip install -q ruff >$(VENV)/pip.log 2>&1
+	$(PY) -m ruff check quant hw sim boards bench tests
 
 clean:
 	rm -rf $(VENV) runs build

@@ -69,8 +69,10 @@ class Board(_Strict):
     def _check(self):
         if self.toolchain == "open":
             if self.family not in OPEN_FAMILIES:
-                raise ValueError(f"family {self.family!r} has no open toolchain; open families: {sorted(OPEN_FAMILIES)}")
-            missing = [f for f in ("constraints", "uart") if getattr(self, f) is None] + ([] if self.pnr_args else ["pnr_args"])
+                raise ValueError(f"family {self.family!r} has no open toolchain; "
+                                 f"open families: {sorted(OPEN_FAMILIES)}")
+            missing = [f for f in ("constraints", "uart") if getattr(self, f) is None]
+            missing += [] if self.pnr_args else ["pnr_args"]
             if self.clock.pin is None:
                 missing.append("clock.pin")
             if missing:

@@ -180,7 +180,8 @@ def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: 
 
     Sources are copied into out_dir/src and read by relative path, so the same files and seed give the
     same bitstream wherever they live. data_files (memory images read by $readmemh with a bare file name)
-    are copied beside them, into the directory Yosys runs in. Returns the summary that `pqhw bitstream` writes to bitstream.json.
+    are copied beside them, into the directory Yosys runs in. Returns the summary that `pqhw bitstream`
+    writes to bitstream.json.
     """
     board = get_board(board) if isinstance(board, str) else board
     _require_open(board)

@@ -24,7 +24,8 @@ def _pins(cell: dict, prefix: str, count: int) -> list[str]:
 
 def _read_ports(cell: dict) -> list[dict]:
     """Read side(s) of a DP16KD: which data pins, clock, clock enable, output enable and reset belong together."""
-    if _int_param(cell["parameters"].get("DATA_WIDTH_A", 18)) == 36:  # pseudo dual port: the 36-bit read is DOB (low half) and DOA (high half), all on port B
+    # pseudo dual port: the 36-bit read is DOB (low half) and DOA (high half), all on port B
+    if _int_param(cell["parameters"].get("DATA_WIDTH_A", 18)) == 36:
         return [{"data": _pins(cell, "DOB", 18) + _pins(cell, "DOA", 18), "clk": "CLKB", "clkmux": "CLKBMUX",
                  "oce": ["OCEB", "OCEA"], "rst": ["RSTA", "RSTB"], "regmode": ["REGMODE_A", "REGMODE_B"]}]
     return [{"data": _pins(cell, f"DO{p}", 18), "clk": f"CLK{p}", "clkmux": f"CLK{p}MUX",

@@ -137,7 +137,8 @@ def _mvau(p: dict, dsp_family: bool) -> tuple[dict, list[Memory], int]:
     th_words = 1 if p.get("TH_SHARED", 0) else nf
     tw = (1 if p.get("TH_SHARED", 0) else pe) * max(nt, 1) * p.get("TH_BITS", 0)
     ww = pe * simd * p["W_BITS"]
-    f = {"blocks": 1, "lanes": pe * simd * _lane_cost(p), "acc_bits": pe * acc, "cmp_bits": pe * nt * p.get("TH_BITS", 0),
+    f = {"blocks": 1, "lanes": pe * simd * _lane_cost(p), "acc_bits": pe * acc,
+         "cmp_bits": pe * nt * p.get("TH_BITS", 0),
          "stream_bits": simd * p["IN_BITS"] + pe * p["OUT_BITS"],
          "reg_bits": simd * p["IN_BITS"] + 3 * pe * acc + 2 * math.ceil(math.log2(max(sf * nf, 2)))}
     mems = []

@@ -94,7 +94,6 @@ def _streamline(model):
 
 
 def _xnor_popcount(model):
-    import finn.transformation.streamline.absorb as absorb
     from finn.transformation.streamline import Streamline
     from qonnx.transformation.bipolar_to_xnor import ConvertBipolarMatMulToXnorPopcount
 

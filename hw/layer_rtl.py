@@ -212,7 +212,8 @@ def mvau_rtl(layer: MVAU, in_fmt: Fmt, prefix: str) -> LayerRTL:
     check_folding(layer.name, layer.mw, layer.simd, "simd")
     check_folding(layer.name, layer.mh, layer.pe, "pe")
     if layer.num_vectors != 1:
-        raise UserError(f"layer {layer.name}: num_vectors={layer.num_vectors} (convolution) is not implemented; accepted 1")
+        raise UserError(f"layer {layer.name}: num_vectors={layer.num_vectors} (convolution) is not implemented; "
+                        f"accepted 1")
     wf = weight_fmt(layer)
     check_weights(layer, wf)
     if layer.mode == "xnor" and in_fmt != Fmt(1, False):

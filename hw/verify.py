@@ -153,5 +153,6 @@ def cli(ctx, out_dir, vectors, sim, seed, per_layer):
             console.print("the no-backpressure pass returned different classes than the reference")
         if per_layer and rec.get("first_failing_layer"):
             fl = rec["first_failing_layer"]
-            console.print(f"first layer whose output differs: {fl['layer']} (layer {fl['index']}, vector {fl['vector']})")
+            console.print(f"first layer whose output differs: {fl['layer']} "
+                          f"(layer {fl['index']}, vector {fl['vector']})")
         ctx.exit(1)

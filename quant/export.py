@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hw.errors import UserError
 from quant.checkpoint import load_run, write_json
 
 

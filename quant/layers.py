@@ -89,7 +89,8 @@ class Net(nn.Module):
         return quant_activation(spec) if quantized else nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.reshape(-1, *self.image_shape) if self.has_conv else x.flatten(1)  # -1: the exported graph keeps any batch
+        # -1: the exported graph keeps any batch
+        x = x.reshape(-1, *self.image_shape) if self.has_conv else x.flatten(1)
         return self.body(x)
 
     def quant_layers(self) -> list[nn.Module]:

@@ -70,7 +70,8 @@ class VIBGate(nn.Module):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         if self.training and not self.frozen:
             eps = torch.randn(x.shape[0], self.channels, *([1] * (x.dim() - 2)), device=x.device, dtype=x.dtype)
-            z = (self.mu.view(shape) + eps * torch.exp(0.5 * self.log_sigma2).view(shape)) * self.keep_mask().view(shape)
+            sigma = torch.exp(0.5 * self.log_sigma2).view(shape)
+            z = (self.mu.view(shape) + eps * sigma) * self.keep_mask().view(shape)
         else:
             z = self.gate_values().view(shape)
         return x * z

@@ -136,7 +136,8 @@ def model(source, out, grid, bits_text, unsafe_pickle):
     for reg in report["regions"]:
         spans = "; ".join(f"{a:.2f}..{b:.2f}" for a, b in reg["prune_preferred_kurtosis"]) or "none"
         out_console.print(f"{reg['bits']} bit: pruning wins on {reg['tensors_prune_wins']} of "
-                          f"{reg['tensors_prune_wins'] + reg['tensors_quant_wins']} tensors; preferred kurtosis: {spans}")
+                          f"{reg['tensors_prune_wins'] + reg['tensors_quant_wins']} tensors; "
+                          f"preferred kurtosis: {spans}")
     out_console.print(f"wrote {Path(out) / 'model.json'} and plots")
 
 

@@ -125,7 +125,8 @@ def _optimizer(net: DJPQNet, m: Config, phase: str, lr_weights: float) -> torch.
     if phase in ("fixed", "dq", "quant", "djpq"):
         # d of an 8-bit weight grid is ~100x smaller than an activation's q_m: one absolute Adam step size
         # would either freeze one or shake the other, so each parameter steps relative to its start value
-        groups += [{"params": [p], "lr": m.lr_quant * max(abs(float(p.detach())), 1e-6)} for p in net.quant_parameters()]
+        groups += [{"params": [p], "lr": m.lr_quant * max(abs(float(p.detach())), 1e-6)}
+                   for p in net.quant_parameters()]
     return torch.optim.Adam(groups)
 
 

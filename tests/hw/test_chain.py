@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from hw.finn_flow import execute_classes, finn_environment, load_model
 from hw.ir import Graph

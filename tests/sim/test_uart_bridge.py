@@ -61,7 +61,8 @@ def simulate(tmp_path, build_root, sim: str, graph: Graph, n: int, seed: int, co
 @pytest.mark.parametrize("channels,pe,dtype", [(10, 2, "INT4"), pytest.param(10, 5, "UINT8", marks=pytest.mark.slow),
                                                 (4, 1, "INT2")])
 def test_board_top_classifies_like_the_reference_verilator(tmp_path, build_root, channels, pe, dtype):
-    result, expected = simulate(tmp_path, build_root, "verilator", label_select_graph(channels, pe, dtype), n=24, seed=channels + pe)
+    result, expected = simulate(tmp_path, build_root, "verilator", label_select_graph(channels, pe, dtype),
+                                n=24, seed=channels + pe)
     assert result["mismatches"] == 0 and result["received"] == [int(c) for c in expected]
     assert not result["uart_errors"]
     # The answer byte follows the last payload byte within about one byte time plus the accelerator latency.

@@ -32,7 +32,8 @@ def _onnx_model(path, w):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
     inits = [numpy_helper.from_array(w.astype(np.float32), "W"), numpy_helper.from_array(w.T.astype(np.float32), "V"),
-             numpy_helper.from_array(np.array(0.1, np.float32), "s"), numpy_helper.from_array(np.array(0.0, np.float32), "z"),
+             numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "z"),
              numpy_helper.from_array(np.array(4.0, np.float32), "b")]
     nodes = [helper.make_node("Quant", ["W", "s", "z", "b"], ["Wq"], domain="qonnx.custom_op.general", signed=1),
              helper.make_node("MatMul", ["x", "Wq"], ["h"]),
