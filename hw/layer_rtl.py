@@ -202,7 +202,8 @@ def _activation(name: str, t: np.ndarray | None, bias: int, out_dtype: str, lo: 
     if ylo < out.lo or yhi > out.hi:
         raise UserError(f"layer {name}: activation outputs span [{ylo}, {yhi}], output datatype {out_dtype} "
                         f"holds [{out.lo}, {out.hi}]")
-    params = {"NT": t.shape[1], "TH_SHARED": int(shared), "TH_BITS": th_bits, "BIAS": bias, "OUT_BITS": out.bits}
+    params = {"NT": t.shape[1], "TH_SHARED": int(shared), "TH_BITS": th_bits, "BIAS": bias, "OUT_BITS": out.bits,
+              "TH_SORTED": int(bool(np.all(np.diff(t, axis=1) >= 0)))}
     return params, words, width, out
 
 

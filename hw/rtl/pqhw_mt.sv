@@ -1,6 +1,10 @@
 // MultiThreshold datapath, FINN semantics: y = #{i : a >= T[i]} + BIAS. Combinational, or with the
 // comparison results registered (REG = 1: one cycle of latency, the compare and the count in separate
-// cycles), or with the count registered as well (REG = 2: two cycles; many thresholds make a deep count). Shared by the MVAU output stage and the standalone threshold unit. Thresholds are signed TH_BITS
+// cycles), or with the count registered as well (REG = 2: two cycles; many thresholds make a deep count).
+// With SORTED (each lane's thresholds non-decreasing, as FINN's are) the reached flags form a thermometer
+// code, and bit j of the count is the XOR of flags 2^j - 1, 2 * 2^j - 1, ...: two LUT levels for 15
+// thresholds instead of an adder chain. Shared by the MVAU output stage, the standalone threshold unit and
+// the unrolled xnor layer. Thresholds are signed TH_BITS
 // values wide enough for [lo, hi + 1] of the input (one bit more than a signed input, two more than an
 // unsigned one), so "never reached" and "always reached" are representable whatever the signedness.
 `default_nettype none
@@ -13,7 +17,8 @@ module pqhw_mt #(
     parameter int TH_BITS   = 9,   // bits of one signed threshold (>= IN_BITS + 1, + 2 if unsigned input)
     parameter int BIAS      = 0,   // added to the count (FINN out_bias)
     parameter int OUT_BITS  = 2,   // bits of one output element; count + BIAS wraps to this width
-    parameter int REG       = 0    // registers: 0 none, 1 the comparisons, 2 comparisons and count (latency REG)
+    parameter int REG       = 0,   // registers: 0 none, 1 the comparisons, 2 comparisons and count (latency REG)
+    parameter bit SORTED    = 0    // thresholds non-decreasing per lane (else the result is wrong): decoded count
 ) (
     input  wire logic                        clk,         // used when REG = 1
     input  wire logic [LANES*IN_BITS-1:0]    in_data,
@@ -57,8 +62,18 @@ module pqhw_mt #(
         for (int l = 0; l < LANES; l++) begin
             logic [CW-1:0] cnt;
             cnt = '0;
-            for (int i = 0; i < NT; i++) begin
-                cnt = cnt + CW'(ge_q[l*NT + i]);
+            if (SORTED) begin
+                // count n of a thermometer code: bit j is set iff n mod 2^(j+1) >= 2^j, and n >= k iff
+                // flag k-1 is set, so bit j = flag(2^j - 1) ^ flag(2 * 2^j - 1) ^ flag(3 * 2^j - 1) ^ ...
+                for (int j = 0; j < CW; j++) begin
+                    for (int k = (1 << j); k <= NT; k = k + (1 << j)) begin
+                        cnt[j] = cnt[j] ^ ge_q[l*NT + k - 1];
+                    end
+                end
+            end else begin
+                for (int i = 0; i < NT; i++) begin
+                    cnt = cnt + CW'(ge_q[l*NT + i]);
+                end
             end
             y[l*OUT_BITS +: OUT_BITS] = OUT_BITS'(32'(cnt) + BIAS);
         end

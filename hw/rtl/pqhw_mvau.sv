@@ -39,6 +39,7 @@ module pqhw_mvau #(
     parameter bit TH_SHARED  = 0,   // one threshold row for all channels instead of one per channel
     parameter int TH_BITS    = 17,  // bits of one signed threshold (>= ACC_BITS + 1, + 2 if unsigned, when NT > 0)
     parameter int BIAS       = 0,   // MultiThreshold out_bias
+    parameter bit TH_SORTED  = 0,   // every threshold row is non-decreasing: the count is decoded, not added
     parameter int OUT_BITS   = 16,  // bits of one output element
     parameter int MEM_STYLE  = 0,   // weights and thresholds: 0 constants (W_INIT, T_INIT), 1 ROM files
     parameter bit W_CODEBOOK = 0,   // ternary ROM words hold 5-bit codes of three weights (needs MODE 1, MEM_STYLE 1)
@@ -422,7 +423,7 @@ module pqhw_mvau #(
         end
         pqhw_mt #(
             .LANES(PE), .IN_BITS(ACC_BITS), .IN_SIGNED(ACC_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
-            .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(MR)
+            .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(MR), .SORTED(TH_SORTED)
         ) u_mt (
             .clk(clk), .in_data(res_q), .thresholds(t_lanes), .out_data(y_d)
         );

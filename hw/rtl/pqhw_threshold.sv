@@ -13,6 +13,7 @@ module pqhw_threshold #(
     parameter bit TH_SHARED = 0,   // one threshold row for all channels
     parameter int TH_BITS   = 9,   // bits of one signed threshold (>= IN_BITS + 1, + 2 if unsigned input)
     parameter int BIAS      = 0,   // MultiThreshold out_bias
+    parameter bit TH_SORTED = 0,   // every threshold row is non-decreasing: the count is decoded, not added
     parameter int OUT_BITS  = 2,   // bits of one output element
     parameter int MEM_STYLE = 0,   // 0 constants from T_INIT, 1 ROM from T_FILE
     parameter T_FILE = "",         // $readmemh thresholds: word nf, lane p thr i at [(p*NT+i)*TH_BITS]
@@ -79,7 +80,7 @@ module pqhw_threshold #(
     logic [PE*OUT_BITS-1:0] y_b;
     pqhw_mt #(
         .LANES(PE), .IN_BITS(IN_BITS), .IN_SIGNED(IN_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
-        .BIAS(BIAS), .OUT_BITS(OUT_BITS)
+        .BIAS(BIAS), .OUT_BITS(OUT_BITS), .SORTED(TH_SORTED)
     ) u_mt (
         .clk(clk), .in_data(x_b), .thresholds(t_lanes), .out_data(y_b)
     );

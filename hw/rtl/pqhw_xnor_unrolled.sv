@@ -29,6 +29,7 @@ module pqhw_xnor_unrolled #(
     parameter bit TH_SHARED = 0,   // one threshold row for all channels instead of one per channel
     parameter int TH_BITS   = 5,   // bits of one signed threshold (>= ACC_BITS + 2 when NT > 0)
     parameter int BIAS      = 0,   // MultiThreshold out_bias
+    parameter bit TH_SORTED = 0,   // every threshold row is non-decreasing (the shifted and clipped rows stay so)
     parameter int OUT_BITS  = 3,   // bits of one output element
     parameter logic [MH*MW-1:0] W_INIT = '0,                                           // neuron n, input s at [n*MW + s]
     parameter logic [(NT > 0 ? (TH_SHARED ? 1 : MH) * NT * TH_BITS : 1)-1:0] T_INIT = '0,  // lane p thr i at [(p*NT+i)*TH_BITS]
@@ -267,7 +268,7 @@ module pqhw_xnor_unrolled #(
         end
         pqhw_mt #(
             .LANES(MH), .IN_BITS(SW), .IN_SIGNED(0), .NT(NT), .TH_BITS(TB),
-            .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(1)
+            .BIAS(BIAS), .OUT_BITS(OUT_BITS), .REG(1), .SORTED(TH_SORTED)
         ) u_mt (
             .clk(clk), .in_data(dot), .thresholds(t_lanes), .out_data(y_d)
         );
