@@ -138,16 +138,15 @@ def _pack_program(board: Board) -> str:
 
 
 def _require_open(board: Board) -> None:
+    """Vivado boards: first the Xilinx tools that are missing, in one line; with them present, the boards still
+    take no loose Verilog sources: FINN's builder makes their bitstream from a `pqhw compile` directory."""
     if board.toolchain == "open":
         return
-    missing = [tool for tool in ("vivado", "vitis") if shutil.which(tool) is None]
-    if missing:
-        raise UserError(f"board {board.name} ({board.device}) is built with AMD Vivado through FINN's builder; "
-                        f"{' and '.join(missing)} not found on PATH. Source the Vivado/Vitis settings64.sh, or "
-                        f"choose an open-toolchain board: ulx3s-85f, icebreaker, tangnano9k")
-    raise UserError(f"board {board.name}: Vivado is on PATH, but `pqhw bitstream` drives only the open "
-                    f"toolchain; build {board.finn_board} bitstreams with FINN's build_dataflow from the "
-                    f"QONNX model")
+    from hw.finn_build import require_xilinx_tools
+
+    require_xilinx_tools(board)
+    raise UserError(f"board {board.name} ({board.device}) is built by FINN's builder from a directory written by "
+                    f"`pqhw compile`, not from Verilog sources: run `pqhw bitstream DIR --board {board.name}`")
 
 
 def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
@@ -313,9 +312,16 @@ def load_estimate(hw_dir: Path) -> dict | None:
 
 
 def bitstream_for(hw_dir: Path, board_name: str, seed: int = 1, freq_mhz: float | None = None) -> dict:
-    """The accelerator in hw_dir (as `pqhw compile` wrote it), wrapped in the UART board top, built for a
-    board; writes hw_dir/<board>/ and hw_dir/bitstream.json and returns the summary."""
+    """The accelerator in hw_dir (as `pqhw compile` wrote it), built for a board: wrapped in the UART board top
+    on the open toolchain, or through FINN's builder for a Vivado board (hw.finn_build, which checks for the
+    Xilinx tools before anything else); writes hw_dir/<board>/ and hw_dir/bitstream.json, returns the summary."""
     board = get_board(board_name)
+    if board.toolchain == "vivado":
+        from hw.finn_build import finn_bitstream
+
+        summary = finn_bitstream(hw_dir, board, hw_dir / board.name, seed=seed, target_mhz=freq_mhz)
+        write_summary(summary, hw_dir / "bitstream.json")
+        return summary
     _require_open(board)
     shape = stream_shape(Graph.load(hw_dir / "graph.json"))
     check_fit(load_estimate(hw_dir), board, wrapper_cost(shape, WRAPPER_COST))
@@ -330,11 +336,13 @@ def bitstream_for(hw_dir: Path, board_name: str, seed: int = 1, freq_mhz: float 
 @click.command("bitstream")
 @click.argument("hw_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--board", "board_name", required=True, help="Board name (see `pqhw boards`).")
-@click.option("--seed", default=1, show_default=True, help="Place-and-route seed; same seed, same bits.")
+@click.option("--seed", default=1, show_default=True,
+              help="Place-and-route seed of the open toolchain; same seed, same bits (FINN's Vivado flow takes none).")
 @click.option("--freq", "freq_mhz", type=float, default=None,
               help="Timing target in MHz for place and route (default: the board clock).")
 def cli(hw_dir: Path, board_name: str, seed: int, freq_mhz: float | None):
-    """Build a bitstream for the accelerator in HW_DIR, wrapped in the UART board top."""
+    """Build a bitstream for the accelerator in HW_DIR: wrapped in the UART board top (open-toolchain boards), or
+    through FINN's builder with Vivado (Pynq-Z2, ZCU104, KV260)."""
     summary = bitstream_for(hw_dir, board_name, seed, freq_mhz)
     click.echo(f"{summary['bitstream']}: {summary['luts']} LUTs, {summary['ffs']} FFs, {summary['brams']} BRAMs, "
                f"{summary['dsps']} DSPs, Fmax {summary['fmax_mhz']} MHz (target {summary['target_mhz']:g}, "

@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "analyze": "quant.analysis.cli",
     "boards": "boards.cli",
     "bitstream": "hw.bitstream",
+    "finn-estimate": "hw.finn_build",
     "infer": "hw.driver",
     "verify": "hw.verify",
     "flow": "hw.flow",
