@@ -8,7 +8,8 @@ module pqhw_mem #(
     parameter int DEPTH = 1,                     // words (>= 1)
     parameter int STYLE = 0,                     // 0: constants from INIT, 1: ROM from INIT_FILE
     parameter INIT_FILE = "",                    // $readmemh file, one hex word a line (STYLE 1)
-    parameter logic [WIDTH*DEPTH-1:0] INIT = '0  // word a at bits [a*WIDTH +: WIDTH] (STYLE 0)
+    parameter logic [WIDTH*DEPTH-1:0] INIT = '0, // word a at bits [a*WIDTH +: WIDTH] (STYLE 0)
+    parameter int LOGIC_TABLE_BITS = 2048        // STYLE 0 tables up to this size register the address (see below)
 ) (
     input  wire logic                                  clk,
     input  wire logic                                  en,     // read enable
@@ -27,7 +28,20 @@ module pqhw_mem #(
             always_ff @(posedge clk) begin
                 rdata <= INIT;
             end
+        end else if (WIDTH * DEPTH <= LOGIC_TABLE_BITS) begin : g_small_table
+            // Synthesis keeps a table this small in LUTs. Its address is registered, not the word: the same
+            // cycle behaviour for constant words, and the LUT multiplexer starts at a flip-flop instead of
+            // after the caller's address logic (a 640-word table behind an address counter took 7 ns on ECP5).
+            logic [(DEPTH > 1 ? $clog2(DEPTH) : 1)-1:0] addr_q;
+            always_ff @(posedge clk) begin
+                if (en) begin
+                    addr_q <= addr;
+                end
+            end
+            assign rdata = INIT[addr_q*WIDTH +: WIDTH];
         end else begin : g_table
+            // A large table may become a block RAM ROM: the word register is the RAM's read register, and the
+            // caller's next register can become its output register (hw/ecp5_outreg.py).
             always_ff @(posedge clk) begin
                 if (en) begin
                     rdata <= INIT[addr*WIDTH +: WIDTH];
