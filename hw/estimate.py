@@ -43,27 +43,37 @@ RAM_BRAM_MIN_DEPTH = {"ecp5": 257, "gowin": 257, "ice40": 16}
 RAM_BRAM_MIN_BITS = {"ecp5": 4096, "gowin": 4096, "ice40": 128}
 
 FEATURES = ("one", "blocks", "links", "lanes", "acc_bits", "cmp_bits", "const_bits", "lutram", "ff_ram_bits",
-            "stream_bits", "reg_bits")
+            "stream_bits", "reg_bits", "unrolled_bits")
 
 # Coefficients per family and resource over FEATURES; FITTED says against which designs. LUTs: one
 # non-negative scale for the datapath features and one for the overhead features per family, FFs:
 # non-negative least squares (bench/estimate_calibration.fit).
 COEFFS = {
-    "ecp5": {"luts": {"blocks": 79.78, "links": 39.89, "lanes": 1.473, "acc_bits": 1.964, "cmp_bits": 0.9826,
-                      "const_bits": 0.0982, "lutram": 5.984, "ff_ram_bits": 1.995, "stream_bits": 1.995},
-             "ffs": {"blocks": 0.0, "links": 23.68, "ff_ram_bits": 0.0, "reg_bits": 1.903}},
-    "ice40": {"luts": {"blocks": 42.84, "links": 21.42, "lanes": 1.185, "acc_bits": 1.580, "cmp_bits": 0.7898,
-                       "const_bits": 0.1184, "ff_ram_bits": 1.606, "stream_bits": 1.071, "reg_bits": 0.3213},
-              "ffs": {"blocks": 72.43, "links": 0.0, "ff_ram_bits": 0.2761, "reg_bits": 1.457}},
-    "gowin": {"luts": {"blocks": 108.8, "links": 54.39, "lanes": 1.846, "acc_bits": 2.461, "cmp_bits": 1.231,
-                       "const_bits": 0.123, "lutram": 2.721, "ff_ram_bits": 2.721, "stream_bits": 2.721},
-              "ffs": {"blocks": 0.0, "links": 49.92, "ff_ram_bits": 0.0, "reg_bits": 1.559}},
+    "ecp5": {"luts": {"blocks": 65.52, "links": 32.76, "lanes": 1.788, "acc_bits": 2.384, "cmp_bits": 1.193,
+                     "const_bits": 0.1192, "lutram": 4.914, "ff_ram_bits": 1.995, "stream_bits": 1.638,
+                     "unrolled_bits": 1.091},
+             "ffs": {"blocks": 0, "links": 23.06, "ff_ram_bits": 0, "reg_bits": 1.853, "unrolled_bits": 0.984}},
+    "ice40": {"luts": {"blocks": 25.88, "links": 12.94, "lanes": 0.9625, "acc_bits": 1.283, "cmp_bits": 0.6415,
+                     "const_bits": 0.0962, "ff_ram_bits": 0.9701, "stream_bits": 0.6469, "reg_bits": 0.1941,
+                     "unrolled_bits": 0.791},
+              "ffs": {"blocks": 79.59, "links": 0, "ff_ram_bits": 0.3034, "reg_bits": 1.601,
+                     "unrolled_bits": 0.972}},
+    "gowin": {"luts": {"blocks": 78.44, "links": 39.21, "lanes": 2.345, "acc_bits": 3.126, "cmp_bits": 1.564,
+                     "const_bits": 0.1563, "lutram": 1.962, "ff_ram_bits": 2.721, "stream_bits": 1.962,
+                     "unrolled_bits": 1.033},
+              "ffs": {"blocks": 0, "links": 55.15, "ff_ram_bits": 0, "reg_bits": 1.722, "unrolled_bits": 1.03}},
 }
-FITTED = {"date": "2026-11-25", "method": "grouped non-negative scales (LUTs), non-negative least squares (FFs)",
+# iCE40 logic cells pair a LUT with a flip-flop, and nextpnr's count (what a board holds) is LUT4s plus the
+# flip-flops that found no LUT to share a cell with: 0.61-0.74 cells per flip-flop over ten digits designs.
+# The LUT coefficients above count LUT4s; the estimate adds this many cells per estimated flip-flop.
+CELLS_PER_FF = {"ice40": 0.66}
+
+FITTED = {"date": "2026-11-25", "method": "grouped non-negative scales (bench/estimate_calibration.fit); "
+                                    "iCE40 LUT4s plus CELLS_PER_FF; pqhw_xnor_unrolled from Yosys synthesis",
           "designs": "digits_w1a1, digits_tern_a2, digits_w2a2, digits_w4a4 at the compile default folding and at "
-                     "1000, 512 and 64 cycles/frame on ulx3s-85f (ecp5), icebreaker (ice40), tangnano9k (gowin): "
-                     "48 place-and-route runs, 39 that fit",
-          "max_abs_lut_error_pct": {"ecp5": 20.7, "ice40": 32.3, "gowin": 19.7}}
+                     "1000 and 512 cycles/frame on ulx3s-85f (ecp5), icebreaker (ice40), tangnano9k (gowin), and "
+                     "at 64 cycles/frame on ulx3s-85f and icebreaker: 44 place-and-route runs, 38 that fit",
+          "max_abs_lut_error_pct": {"ecp5": 21.9, "ice40": 29.0, "gowin": 16.7}}
 
 
 @dataclass
@@ -159,6 +169,43 @@ def _mvau(p: dict, dsp_family: bool) -> tuple[dict, list[Memory], int]:
     return f, mems, dsps
 
 
+def _xnor_unrolled(p: dict) -> tuple[dict, list[Memory]]:
+    """pqhw_xnor_unrolled as it elaborates: registered 3-bit partials, one per weight pattern a group of
+    four inputs uses (a pattern and its complement share one when there are thresholds), and each
+    neuron's exact-width adder tree; `unrolled_bits` counts the bits of both, which is about one LUT and
+    one flip-flop each (measured on all three families from 16x64 to 64x64)."""
+    mw, mh, nt = p["MW"], p["MH"], p.get("NT", 0)
+    weights = _literal_int(p["W_INIT"])
+    groups = (mw + 3) // 4
+    levels = (groups - 1).bit_length()
+    comp = nt > 0 and groups > 1
+
+    def node_bits(k: int) -> int:
+        return math.ceil(math.log2((7 * min(1 << k, groups) if comp else min(4 << k, mw)) + 1))
+
+    partials = 0
+    for g in range(groups):
+        gs = min(4, mw - 4 * g)
+        used = set()
+        for n in range(mh):
+            pat = (weights >> (n * mw + 4 * g)) & ((1 << gs) - 1)
+            flip = comp and (g < groups - 1 or groups % 2 == 0) and pat >> (gs - 1) & 1
+            used.add(pat ^ ((1 << gs) - 1) if flip else pat)
+        partials += len(used)
+    tree = mh * sum(((groups + (1 << k) - 1) >> k) * node_bits(k) for k in range(1, levels + 1))
+    f = {"blocks": 1, "unrolled_bits": 3 * partials + tree, "stream_bits": mw + mh * p["OUT_BITS"]}
+    return f, [Memory("output_fifo", mh * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]
+
+
+def _literal_int(value) -> int:
+    """A parameter as hw.layer_rtl writes it: an int or a sized SystemVerilog literal such as 64'h1f."""
+    if isinstance(value, int):
+        return value
+    size, _, digits = str(value).partition("'")
+    base = {"h": 16, "d": 10, "b": 2, "o": 8}[digits[0].lower()]
+    return int(digits[1:].replace("_", ""), base)
+
+
 def _threshold(p: dict) -> tuple[dict, list[Memory]]:
     pe, ch, nt, tb = p["PE"], p["CH"], p["NT"], p["TH_BITS"]
     nf = ch // pe
@@ -211,9 +258,8 @@ def layer_features(graph: Graph, family: str) -> dict[str, dict]:
         dsps = 0
         if st.module == "pqhw_mvau":
             f, mems, dsps = _mvau(p, family == "ecp5")
-        elif st.module == "pqhw_xnor_unrolled":  # an unrolled xnor pqhw_mvau with constant weights
-            f, mems, dsps = _mvau({**p, "MODE": 0, "PE": p["MH"], "SIMD": p["MW"], "IN_BITS": 1, "W_BITS": 1,
-                                   "MEM_STYLE": 0}, family == "ecp5")
+        elif st.module == "pqhw_xnor_unrolled":
+            f, mems = _xnor_unrolled(p)
         elif st.module == "pqhw_threshold":
             f, mems = _threshold(p)
         else:
@@ -259,7 +305,9 @@ def estimate_graph(graph: Graph, family: str, board: str | None = None) -> dict:
     total = {k: 0.0 for k in RESOURCES}
     for name, lf in layer_features(graph, family).items():
         f = lf["features"]
-        row = {"luts": round(linear(c["luts"], f)), "ffs": round(linear(c["ffs"], f)), "brams": lf["brams"],
+        ffs = linear(c["ffs"], f)
+        row = {"luts": round(linear(c["luts"], f) + CELLS_PER_FF.get(family, 0.0) * ffs), "ffs": round(ffs),
+               "brams": lf["brams"],
                "dsps": lf["dsps"], "bram_bits": lf["bram_bits"]}
         if isinstance(_layer(graph, name), MVAU):
             row["weight_memory"] = _layer(graph, name).weight_memory

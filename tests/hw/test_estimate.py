@@ -186,3 +186,40 @@ def test_estimate_within_25_percent_of_place_and_route(shared_dir, board):
     est = estimate_graph(Graph.load(hw_dir / "graph.json"), get_board(board).family)["total"]
     assert abs(est["luts"] - actual["luts"]) <= 0.25 * actual["luts"], (est, actual)
     assert est["brams"] <= actual["brams"] + 2 and actual["brams"] <= est["brams"] + 2
+
+
+@pytest.mark.bitstream
+def test_unrolled_xnor_layer_estimate_follows_synthesis(tmp_path):
+    """A fully unrolled xnor layer (pqhw_xnor_unrolled): the estimate of the block is within 15 % of what
+    Yosys builds on iCE40, and below what the generic folded model would say."""
+    from bench.rtl_bench import synth_layer
+    from hw.estimate import COEFFS, _mvau, _xnor_unrolled, linear
+    from hw.layer_rtl import Fmt, layer_rtl
+    from sim import graphs
+
+    layer = graphs.mvau(np.random.default_rng(3), "unrolled", "xnor", 16, 32, 16, 32, nt=1, weight_memory="const")
+    rtl = layer_rtl(layer, Fmt(1, False), "l0")
+    assert rtl.module == "pqhw_xnor_unrolled"
+    f, mems = _xnor_unrolled(rtl.params)
+    for m in mems:
+        f.update({k: f.get(k, 0) + v for k, v in place_memory("ice40", m).items() if k not in ("brams", "bram_bits")})
+    est = linear(COEFFS["ice40"]["luts"], f)
+    actual = synth_layer(layer, Fmt(1, False), "ice40", tmp_path)["luts"]
+    assert abs(est - actual) <= 0.15 * actual, (est, actual)
+    generic, _, _ = _mvau({**rtl.params, "MODE": 0, "PE": 16, "SIMD": 32, "IN_BITS": 1, "W_BITS": 1,
+                           "MEM_STYLE": 0}, False)
+    assert linear(COEFFS["ice40"]["luts"], generic) > est
+
+
+def test_unrolled_xnor_partials_are_shared_between_equal_weight_patterns():
+    """Neurons with the same weights share every partial: the estimate grows with distinct patterns only."""
+    from hw.estimate import _xnor_unrolled
+
+    def params(rows):
+        bits = sum(int(b) << (n * 16 + s) for n, row in enumerate(rows) for s, b in enumerate(row))
+        return {"MW": 16, "MH": len(rows), "NT": 0, "OUT_BITS": 5, "W_INIT": f"{16 * len(rows)}'h{bits:x}"}
+
+    same = _xnor_unrolled(params([[1, 0] * 8] * 8))[0]["unrolled_bits"]
+    two = _xnor_unrolled(params([[1, 0] * 8] * 4 + [[0, 1] * 8] * 4))[0]["unrolled_bits"]
+    tree = 8 * (2 * 4 + 1 * 5)  # per neuron: two 4-bit sums of two partials, one 5-bit sum of those
+    assert same == 3 * 4 + tree and two == 3 * 8 + tree
