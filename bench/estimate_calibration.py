@@ -146,7 +146,7 @@ def _err(est: float, act: float) -> float | None:
 
 # Feature groups for the grouped fit: the arithmetic that grows with PE x SIMD, and the per-block overhead.
 GROUPS = {"datapath": ("lanes", "acc_bits", "cmp_bits", "const_bits"),
-          "overhead": ("one", "blocks", "links", "lutram", "ff_ram_bits", "stream_bits", "reg_bits")}
+          "overhead": ("one", "blocks", "links", "lutram", "ff_ram_bits", "ff_ram_words", "stream_bits", "reg_bits")}
 
 
 def fit(rows: list[dict], family: str) -> dict:

@@ -68,7 +68,7 @@ def test_rom_weights_become_block_ram_of_the_family():
     assert place_memory("ecp5", Memory("w", 2, 4096, rom=True)) == {"brams": 1, "bram_bits": 8192}
     assert "brams" not in place_memory("ecp5", Memory("w", 2, 16, rom=True))
     assert place_memory("ecp5", Memory("fifo", 8, 16, rom=False)) == {"lutram": 2}
-    assert place_memory("ice40", Memory("fifo", 8, 8, rom=False)) == {"ff_ram_bits": 64}
+    assert place_memory("ice40", Memory("fifo", 8, 8, rom=False)) == {"ff_ram_bits": 64, "ff_ram_words": 8}
     assert place_memory("ice40", Memory("fifo", 1, 128, rom=False))["brams"] == 1
     g = _graph(64, 64)  # 64 x 64 x 3-bit weights folded: a ROM
     doc = estimate_graph(fold_for_cycles(g, 4096), "ice40")
