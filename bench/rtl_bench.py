@@ -111,7 +111,7 @@ def sim_rate(work: Path, frames: tuple[int, int] = (40, 240)) -> dict:
 
 # ---- place and route -------------------------------------------------------------------------------------
 
-def place_and_route(graph: Graph, board: str, work: Path) -> dict:
+def place_and_route(graph: Graph, board: str, work: Path, seed: int = 1) -> dict:
     """The accelerator in the UART board top through the open toolchain; utilisation and Fmax."""
     from boards.registry import get_board
     from hw.bitstream import build_bitstream
@@ -123,21 +123,24 @@ def place_and_route(graph: Graph, board: str, work: Path) -> dict:
     graph.save(hw_dir / "graph.json")
     b = get_board(board)
     sources, top, data = board_sources(hw_dir, b, work / "top")
-    s = build_bitstream(sources, top, b, work / board, target_mhz=BOARDS[board], data_files=data)
+    s = build_bitstream(sources, top, b, work / board, seed=seed, target_mhz=BOARDS[board], data_files=data)
     return {"luts": s["luts"], "ffs": s["ffs"], "brams": s["brams"], "fmax_mhz": s["fmax_mhz"],
             "target_mhz": s["target_mhz"], "seconds": s["seconds"]}
 
 
-def fmax_table(work: Path, hw_dirs: list[Path] | None = None, boards=tuple(BOARDS)) -> list[dict]:
-    """Fmax and LUTs per network per board; trained graphs from hw_dirs, else the digits-shaped ones."""
+def fmax_table(work: Path, hw_dirs: list[Path] | None = None, boards=tuple(BOARDS), seeds=(1,)) -> list[dict]:
+    """Fmax and LUTs per network, board and place-and-route seed (Fmax moves by several MHz from one seed to
+    the next); trained graphs from hw_dirs, else the digits-shaped ones."""
     nets = {Path(d).parent.name or Path(d).name: Graph.load(Path(d) / "graph.json") for d in hw_dirs} if hw_dirs \
         else {name: digits_graph(name) for name in DIGITS}
     rows = []
     for name, graph in nets.items():
         for board in boards:
-            row = {"network": name, "board": board, **place_and_route(graph, board, work / name / board)}
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            for seed in seeds:
+                row = {"network": name, "board": board, "seed": seed,
+                       **place_and_route(graph, board, work / name / f"{board}_s{seed}", seed)}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     return rows
 
 
@@ -272,12 +275,14 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "rtl")
     parser.add_argument("--only", choices=["sim_rate", "fmax", "luts_per_synapse", "codebook"], default=None)
     parser.add_argument("--hw-dir", type=Path, nargs="*", default=None, help="trained DIRs for the Fmax table")
+    parser.add_argument("--boards", nargs="*", default=list(BOARDS), help=f"Fmax table boards, of {list(BOARDS)}")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1], help="place-and-route seeds for the Fmax table")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args(argv)
     if args.only is None:
         result = run(args.work)
     elif args.only == "fmax":
-        result = {"fmax": fmax_table(args.work / "fmax", args.hw_dir)}
+        result = {"fmax": fmax_table(args.work / "fmax", args.hw_dir, args.boards, args.seeds)}
     else:
         fn = {"sim_rate": sim_rate, "luts_per_synapse": luts_per_synapse, "codebook": codebook_table}[args.only]
         result = {args.only: fn(args.work / args.only)}

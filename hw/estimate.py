@@ -255,29 +255,34 @@ def layer_features(graph: Graph, family: str) -> dict[str, dict]:
     stages = plan(_planable(graph))
     out = {}
     for i, st in enumerate(stages):
-        p = st.rtl.params
-        dsps = 0
-        if st.module == "pqhw_mvau":
-            f, mems, dsps = _mvau(p, family == "ecp5")
-        elif st.module == "pqhw_xnor_unrolled":
-            f, mems = _xnor_unrolled(p)
-        elif st.module == "pqhw_threshold":
-            f, mems = _threshold(p)
-        else:
-            f, mems = _label_select(p), []
-        if i + 1 < len(stages):
-            lf, lm = _link(st, stages[i + 1])
-            _add(f, lf)
-            mems += lm
-        placed = {"brams": 0, "bram_bits": 0}
-        for m in mems:
-            _add(placed, place_memory(family, m))
-        for key in ("const_bits", "lutram", "ff_ram_bits", "ff_ram_words"):
-            if key in placed:
-                f[key] = f.get(key, 0) + placed.pop(key)
-        out[st.layer_name] = {"features": f, "brams": placed["brams"], "bram_bits": placed["bram_bits"],
-                              "dsps": dsps, "memories": [vars(m) for m in mems]}
+        link = _link(st, stages[i + 1]) if i + 1 < len(stages) else None
+        out[st.layer_name] = block_features(st.module, st.rtl.params, family, link)
     return out
+
+
+def block_features(module: str, p: dict, family: str, link: tuple[dict, list[Memory]] | None = None) -> dict:
+    """One RTL block (and the link after it): {"features", "brams", "bram_bits", "dsps", "memories"}, its
+    memories placed for the family (memories in logic become features)."""
+    dsps = 0
+    if module == "pqhw_mvau":
+        f, mems, dsps = _mvau(p, family == "ecp5")
+    elif module == "pqhw_xnor_unrolled":
+        f, mems = _xnor_unrolled(p)
+    elif module == "pqhw_threshold":
+        f, mems = _threshold(p)
+    else:
+        f, mems = _label_select(p), []
+    if link is not None:
+        _add(f, link[0])
+        mems += link[1]
+    placed = {"brams": 0, "bram_bits": 0}
+    for m in mems:
+        _add(placed, place_memory(family, m))
+    for key in ("const_bits", "lutram", "ff_ram_bits", "ff_ram_words"):
+        if key in placed:
+            f[key] = f.get(key, 0) + placed.pop(key)
+    return {"features": f, "brams": placed["brams"], "bram_bits": placed["bram_bits"], "dsps": dsps,
+            "memories": [vars(m) for m in mems]}
 
 
 def _planable(graph: Graph) -> Graph:

@@ -193,21 +193,18 @@ def test_unrolled_xnor_layer_estimate_follows_synthesis(tmp_path):
     """A fully unrolled xnor layer (pqhw_xnor_unrolled): the estimate of the block is within 15 % of what
     Yosys builds on iCE40, and below what the generic folded model would say."""
     from bench.rtl_bench import synth_layer
-    from hw.estimate import COEFFS, _mvau, _xnor_unrolled, linear
+    from hw.estimate import COEFFS, block_features, linear
     from hw.layer_rtl import Fmt, layer_rtl
     from sim import graphs
 
     layer = graphs.mvau(np.random.default_rng(3), "unrolled", "xnor", 16, 32, 16, 32, nt=1, weight_memory="const")
     rtl = layer_rtl(layer, Fmt(1, False), "l0")
     assert rtl.module == "pqhw_xnor_unrolled"
-    f, mems = _xnor_unrolled(rtl.params)
-    for m in mems:
-        f.update({k: f.get(k, 0) + v for k, v in place_memory("ice40", m).items() if k not in ("brams", "bram_bits")})
-    est = linear(COEFFS["ice40"]["luts"], f)
+    est = linear(COEFFS["ice40"]["luts"], block_features(rtl.module, rtl.params, "ice40")["features"])
     actual = synth_layer(layer, Fmt(1, False), "ice40", tmp_path)["luts"]
     assert abs(est - actual) <= 0.15 * actual, (est, actual)
-    generic, _, _ = _mvau({**rtl.params, "MODE": 0, "PE": 16, "SIMD": 32, "IN_BITS": 1, "W_BITS": 1,
-                           "MEM_STYLE": 0}, False)
+    generic = block_features("pqhw_mvau", {**rtl.params, "MODE": 0, "PE": 16, "SIMD": 32, "IN_BITS": 1,
+                                           "W_BITS": 1, "MEM_STYLE": 0}, "ice40")["features"]
     assert linear(COEFFS["ice40"]["luts"], generic) > est
 
 
