@@ -12,8 +12,8 @@ def run(work: Path, board: str = "ulx3s-85f", target_fps: float = 20000) -> dict
     import json
 
     from boards.registry import get_board
-    from hw.errors import UserError
-    from hw.flow import build_steps, run_flow
+    from common.errors import UserError
+    from pqhw.flow import build_steps, run_flow
 
     clock = get_board(board).clock.mhz
     rows = []

@@ -75,7 +75,7 @@ def place_and_route(hw_dir: Path, board_name: str) -> dict:
     from boards.registry import get_board
     from hw.bitstream import build_bitstream
     from hw.board_top import board_sources
-    from hw.errors import UserError
+    from common.errors import UserError
 
     digest = _rtl_digest(hw_dir)
     cache = hw_dir / f"pnr_{board_name}.json"

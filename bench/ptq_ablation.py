@@ -42,7 +42,7 @@ def _config(path: Path, seed: int, overrides: dict, keep_first_last: bool = Fals
 
 def storage(model) -> dict:
     """Weight storage of a network's weight layers in bits: float32, 2-bit ternary, and the 5-bit codebook."""
-    from quant import codebook
+    from common import codebook
 
     weights, code_bits = 0, 0
     for layer in model.quant_layers():
@@ -111,7 +111,7 @@ def run(out_path) -> list[dict]:
 
     from quant.config import parse_config
     from quant.data import load_dataset
-    from quant.methods import make_model
+    from quant.build import make_model
 
     torch.set_num_threads(1)
     out_path = Path(out_path)

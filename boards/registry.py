@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from hw.errors import UserError
+from common.errors import UserError
 
 BOARD_DIR = Path(__file__).resolve().parent
 
@@ -46,6 +46,11 @@ class Resources(_Strict):
     bram_bits: int = Field(ge=0)
     dsps: int = Field(ge=0)
     large_ram_bits: int = 0  # SPRAM (iCE40UP) or UltraRAM (UltraScale+)
+
+    def limits(self, bram_bits: bool = False) -> dict[str, int]:
+        """The board's budget under the names the resource estimate uses (luts, ffs, brams, dsps)."""
+        out = {"luts": self.luts, "ffs": self.ffs, "brams": self.bram_blocks, "dsps": self.dsps}
+        return {**out, "bram_bits": self.bram_bits} if bram_bits else out
 
 
 class Board(_Strict):

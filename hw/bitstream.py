@@ -25,7 +25,8 @@ from filelock import FileLock
 from boards.registry import Board, get_board
 from hw.board_top import board_sources, stream_shape, wrapper_cost
 from hw.ecp5_outreg import absorb_output_registers
-from hw.errors import UserError
+from common.atomic import atomic_dir, write_json
+from common.errors import UserError
 from hw.ir import Graph
 
 # The PyPI distribution that provides each program; named in the error when a program is missing.
@@ -114,8 +115,7 @@ def check_fit(estimate: dict | None, board: Board, wrapper: dict | None = None) 
         return
     wrapper = WRAPPER_COST if wrapper is None else wrapper
     avail = board.resources
-    limits = {"luts": avail.luts, "ffs": avail.ffs, "brams": avail.bram_blocks, "dsps": avail.dsps,
-              "bram_bits": avail.bram_bits}
+    limits = avail.limits(bram_bits=True)
     over = []
     for key, limit in limits.items():
         if key not in estimate:
@@ -204,20 +204,12 @@ def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: 
     target = float(target_mhz if target_mhz is not None else board.clock.mhz)
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir, inputs=[*sources, *data_files]) as work:
         for data in data_files:
             shutil.copyfile(data, work / data.name)
         summary = _build_in(work, sources, top, board, constraints, seed, target, (yosys, pnr, pack), versions)
         summary["bitstream"] = str(out_dir / summary.pop("_bitstream_name"))
-        (work / "bitstream.json").write_text(json.dumps(summary, indent=1) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(work, out_dir)
-    finally:
-        if work.exists():
-            shutil.rmtree(work, ignore_errors=True)
+        write_json(work / "bitstream.json", summary, indent=1)
     return summary
 
 
@@ -291,10 +283,7 @@ def _absorb_bram_registers(netlist: Path, top: str) -> int:
 
 def write_summary(summary: dict, path: Path) -> None:
     """Write bitstream.json atomically: a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(summary, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json(path, summary, indent=1)
 
 
 def load_estimate(hw_dir: Path) -> dict | None:

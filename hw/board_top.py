@@ -12,7 +12,7 @@ from pathlib import Path
 import jinja2
 
 from boards.registry import Board
-from hw.errors import UserError
+from common.errors import UserError
 from hw.ir import Graph
 
 RTL_DIR = Path(__file__).resolve().parent / "rtl"

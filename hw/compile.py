@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import click
 import numpy as np
 
-from hw.errors import UserError
+from common.atomic import atomic_dir, write_json
+from common.errors import UserError
 from hw.finn_flow import finn_environment, load_model, run_flow
 from hw.estimate import estimate_graph
 from hw.folding import (apply_folding_file, apply_to_finn, expected_cycles_per_frame, fold_for_board, fold_for_fps,
@@ -60,15 +60,30 @@ def choose_folding(graph: Graph, board: str | None, target_fps: float | None, cl
     return graph
 
 
+def _external_data(model_path: Path) -> list[Path]:
+    """Weight files an ONNX model refers to beside itself (the dynamo exporter's MODEL.onnx.data)."""
+    p = Path(model_path)
+    return [q for q in (p.with_name(p.name + ".data"), p.with_suffix(".data")) if q.exists()]
+
+
 def sample_vectors(model_path: Path, graph_input_dtype: str, shape, rng_seed: int = 0):
-    """The dataset's test split when the model sits in a pqhw run directory, plus random vectors."""
+    """The dataset's test split when `pqhw export` left one beside the model, plus random vectors."""
     run_dir = Path(model_path).parent
     tests = None
-    if (run_dir / "model.pt").is_file():
-        from quant.checkpoint import load_run
-
-        _, _, split = load_run(run_dir)
-        tests = split.x_test, split.y_test
+    split = run_dir / "test_split.npz"
+    if split.is_file():
+        try:
+            with np.load(split, allow_pickle=False) as z:
+                tests = z["x_test"], z["y_test"]
+        except (OSError, ValueError, KeyError) as err:
+            raise UserError(f"{split}: not a test split written by `pqhw export` ({err}); run the export again") \
+                from None
+        if tests[0].ndim < 2 or int(np.prod(tests[0].shape[1:])) != int(np.prod(shape)):
+            raise UserError(f"{split}: test vectors of shape {tests[0].shape[1:]} do not fit the model input {shape}")
+        tests = tests[0].reshape(len(tests[0]), *shape), tests[1]
+    elif (run_dir / "model.pt").is_file():
+        raise UserError(f"{run_dir}: no test_split.npz beside the model (exported by an older pqhw); run "
+                        f"`pqhw export {run_dir}` again")
     lo, hi = dtype_range(graph_input_dtype)
     rand = np.random.default_rng(rng_seed).integers(lo, hi + 1, size=(64, *shape))
     return tests, rand
@@ -98,19 +113,14 @@ class _Identity:
 
 
 def compile_report(graph: Graph, clock_mhz: float, finn_cycles: dict, finn_luts: dict) -> dict:
-    from quant.cost import graph_costs
-
-    costs = {c.name: c for c in graph_costs(graph)}
     layers = []
     for l in graph.layers:
         row = {"name": l.name, "kind": l.kind, "pe": l.pe, "input_dtype": l.input_dtype,
                "output_dtype": l.output_dtype, "expected_cycles": layer_cycles(l),
                "finn_exp_cycles": finn_cycles.get(l.name), "finn_est_luts": finn_luts.get(l.name)}
         if isinstance(l, MVAU):
-            c = costs[l.name]
             row.update(mode=l.mode, mh=l.mh, mw=l.mw, simd=l.simd, weight_dtype=l.weight_dtype,
-                       acc_dtype=l.acc_dtype, weight_bits=int(c.weight_bits), act_bits=int(c.act_bits),
-                       macs=int(c.macs), bops=int(c.bops))
+                       acc_dtype=l.acc_dtype, **l.costs())
         else:
             row.update(mh=l.out_channels, mw=l.in_channels, simd=None, weight_dtype=None)
         layers.append(row)
@@ -159,9 +169,7 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
     shape = [int(d) for d in model.get_tensor_shape(iname)[1:]]
     tests, rand = sample_vectors(model_path, dt, shape)
     samples = rand if tests is None else np.concatenate([tests[0].reshape(len(tests[0]), *shape), rand])
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir, inputs=[model_path, *_external_data(model_path)]) as staging:
         hw_model, record = run_flow(model, samples, staging / "finn_build", on_step=progress)
         graph = graph_from_finn(hw_model)
         ref = run_graph(graph, samples)[:, 0]
@@ -183,15 +191,10 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
         report.update(board=board, weight_memory=weight_memory, **_write_estimate(graph, board, staging, report))
         report.update(model=str(model_path), flow_steps=record, reference_vs_finn_vectors=len(samples),
                       reference_vs_finn_mismatches=0, compile_seconds=round(time.perf_counter() - t0, 2))
-        (staging / "compile.json").write_text(json.dumps(report, indent=2) + "\n")
+        write_json(staging / "compile.json", report)
         if tests is not None:
             np.savez(staging / "test_vectors.npz", x=tests[0], y=tests[1], classes=ref[:len(tests[0])])
         shutil.rmtree(staging / "finn_build", ignore_errors=True)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return report
 
 

@@ -18,7 +18,7 @@ import click
 import numpy as np
 
 from hw.board_top import HEADER, stream_shape
-from hw.errors import UserError
+from common.errors import UserError
 from hw.ir import Graph, dtype_range
 
 

@@ -14,13 +14,13 @@ stalls mid-row; the measured interval is checked against (MH/PE)(MW/SIMD) in tes
 from __future__ import annotations
 
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
 
-from hw.errors import UserError
+from common.atomic import atomic_dir
+from common.errors import UserError
 from hw.ir import MVAU, Graph, LabelSelect
 from hw.layer_rtl import LayerRTL, dtype_fmt, layer_rtl, sv_param
 
@@ -170,10 +170,8 @@ def emit(graph: Graph, out_dir: Path) -> Design:
     """Write out_dir/rtl atomically (temporary directory, then rename) and describe the design."""
     stages = plan(graph)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / "rtl"
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".rtl."))
-    try:
+    with atomic_dir(final) as staging:
         modules = _modules(stages)
         for m in modules:
             shutil.copy(RTL_DIR / f"{m}.sv", staging / f"{m}.sv")
@@ -183,12 +181,6 @@ def emit(graph: Graph, out_dir: Path) -> Design:
                 (staging / name).write_text(text)
                 mem_files.append(name)
         (staging / f"{TOP}.sv").write_text(render_top(graph, stages))
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     sources = [final / f"{m}.sv" for m in modules] + [final / f"{TOP}.sv"]
     return Design(rtl_dir=final, sources=sources, stages=stages, in_n=stages[0].in_n,
                   in_bits=stages[0].rtl.in_fmt.bits, out_bits=stages[-1].out_bits,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hw.errors import UserError
+from common.errors import UserError
 from hw.ir import MVAU, Graph
 
 FAMILIES = ("ecp5", "ice40", "gowin")
@@ -340,8 +340,7 @@ def estimate_total(graph: Graph, family: str) -> dict:
 
 def over_budget(total: dict, resources, headroom: float) -> list[tuple[str, int, int]]:
     """Resources the total exceeds after keeping `headroom` (a fraction) of the board free: (key, need, limit)."""
-    limits = {"luts": resources.luts, "ffs": resources.ffs, "brams": resources.bram_blocks, "dsps": resources.dsps,
-              "bram_bits": resources.bram_bits}
+    limits = resources.limits(bram_bits=True)
     over = []
     for key, limit in limits.items():
         need = int(total.get(key, 0))

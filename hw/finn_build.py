@@ -32,7 +32,8 @@ from pathlib import Path
 import click
 
 from boards.registry import Board, all_boards, get_board
-from hw.errors import UserError
+from common.atomic import atomic_dir, write_json
+from common.errors import UserError
 from hw.finn_flow import finn_environment
 
 # FINN's steps from the HW graph that compile wrote; none of them runs a Xilinx tool.
@@ -335,8 +336,7 @@ def finn_estimate(hw_dir: Path, board: Board | str, out_dir: Path, target_mhz: f
     compile_layers(hw_dir)
     target = float(target_mhz or board.clock.mhz)
     t0 = time.monotonic()
-    work = _staging(out_dir)
-    try:
+    with atomic_dir(out_dir, inputs=[hw_dir]) as work:
         with _finn_run(work / "finn_tmp"):
             cfg = dataflow_config(board, work, _write_folding(hw_dir, board, work), target, ESTIMATE_STEPS,
                                   ["estimate_reports"])
@@ -352,9 +352,7 @@ def finn_estimate(hw_dir: Path, board: Board | str, out_dir: Path, target_mhz: f
         result = read_estimate(work, hw_dir, board, target)
         result["finn_output"] = str(out_dir)
         result["seconds"] = round(time.monotonic() - t0, 2)
-        _publish(work, out_dir)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work / "finn_tmp", ignore_errors=True)
     return result
 
 
@@ -447,8 +445,8 @@ def finn_bitstream(hw_dir: Path, board: Board | str, out_dir: Path, seed: int = 
                "steps_seconds": json.loads(steps.read_text()) if steps.is_file() else None}
     estimate = read_estimate(work, hw_dir, board, target)
     estimate["finn_output"] = str(out_dir)
-    (work / "finn_estimate.json").write_text(json.dumps(estimate, indent=1) + "\n")
-    (work / "bitstream.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(work / "finn_estimate.json", estimate, indent=1)
+    write_json(work / "bitstream.json", summary, indent=1)
     _publish(work, out_dir)
     return summary
 
@@ -472,9 +470,7 @@ def estimate_table(result: dict):
 
 
 def _write_json(data: dict, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    write_json(path, data, indent=1)
 
 
 @click.command("finn-estimate")

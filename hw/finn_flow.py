@@ -3,7 +3,7 @@ step before it; a step that changes the integer result raises, naming itself.
 
 The order follows finn.builder.build_dataflow_steps (qonnx_to_finn, tidy_up, streamline, convert_to_hw).
 Every step is compared on class indices. While the graph still computes float logits, equal integer logits
-can come out a rounding step apart, so there the class is quant.export.classes_from_logits (lowest index
+can come out a rounding step apart, so there the class is common.qonnx_exec.classes_from_logits (lowest index
 among the logits equal to the maximum up to float noise); once the arg-max runs on integers, exact.
 FINN_BUILD_DIR / FINN_SETTINGS are set per run inside the output directory, never at import.
 """
@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from hw.errors import UserError
+from common.errors import UserError
 
 SUPPORTED_INPUT_OPS = {"Quant", "BipolarQuant", "BinaryQuant", "Trunc", "MatMul", "Gemm", "Mul", "Add", "Sub",
                        "Div", "BatchNormalization", "Relu", "Reshape", "Flatten", "Identity", "MultiThreshold",
@@ -145,7 +145,7 @@ STEPS = [
 def execute_classes(model, x: np.ndarray) -> np.ndarray:
     """Class indices (or, before the arg-max is inserted, the argmax of the outputs), one vector at a time
     once HW nodes are in the graph (FINN's python execution of those takes batch 1)."""
-    from quant.export import classes_from_logits, execute
+    from common.qonnx_exec import classes_from_logits, execute
 
     if any(n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node):
         out = np.concatenate([execute(model, x[i:i + 1]).reshape(1, -1) for i in range(len(x))])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hw.errors import UserError
+from common.errors import UserError
 from hw.ir import MVAU, Graph
 
 
@@ -150,7 +150,7 @@ def _unrolled(layer):
 
 def _pressure(total: dict, resources, headroom: float) -> float:
     """The most used board resource as a fraction of what may be used (> 1: does not fit)."""
-    limits = {"luts": resources.luts, "ffs": resources.ffs, "brams": resources.bram_blocks, "dsps": resources.dsps}
+    limits = resources.limits()
     return max(total.get(k, 0) * (1 + headroom) / v if v else (float("inf") if total.get(k, 0) else 0.0)
                for k, v in limits.items())
 
@@ -210,7 +210,7 @@ def fold_for_board(graph: Graph, board, clock_mhz: float, target_fps: float | No
                         f"{clock_mhz:g} MHz); lower --target-fps")
     budget, total = last
     r = board.resources
-    limits = {"luts": r.luts, "ffs": r.ffs, "brams": r.bram_blocks, "dsps": r.dsps}
+    limits = r.limits()
     need = ", ".join(f"{k} {int(total[k]):,} of {int(v / (1 + headroom)):,} usable ({v:,} on the board)"
                      for k, v in limits.items() if total.get(k, 0) * (1 + headroom) > v)
     what = f"reaching {target_fps:g} fps" if target_fps is not None else "of this network"

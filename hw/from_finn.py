@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.errors import UserError
+from common.errors import UserError
 from hw.ir import MVAU, Graph, LabelSelect, Threshold, dtype_bits, dtype_range, smallest_dtype
 
 

@@ -23,46 +23,10 @@ from typing import Annotated, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hw.errors import UserError
+from common.dtypes import dtype_bits, dtype_range, dtype_signed, smallest_dtype  # noqa: F401
+from common.errors import UserError
 
 GRAPH_VERSION = 1
-
-
-def dtype_bits(name: str) -> int:
-    """Bits of one element on a stream for a QONNX datatype name (BINARY, BIPOLAR, TERNARY, INTn, UINTn)."""
-    if name in ("BINARY", "BIPOLAR"):
-        return 1
-    if name == "TERNARY":
-        return 2
-    for prefix in ("UINT", "INT"):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return int(name[len(prefix):])
-    raise UserError(f"datatype {name!r} is not an integer stream type; accepted: BINARY, BIPOLAR, TERNARY, INTn, UINTn")
-
-
-def dtype_signed(name: str) -> bool:
-    dtype_bits(name)
-    return name.startswith("INT") or name in ("BIPOLAR", "TERNARY")
-
-
-def dtype_range(name: str) -> tuple[int, int]:
-    """Smallest and largest integer a datatype holds (BIPOLAR as its {0,1} hardware code)."""
-    bits = dtype_bits(name)
-    if name in ("BINARY", "BIPOLAR"):
-        return 0, 1
-    if name == "TERNARY":
-        return -1, 1
-    if dtype_signed(name):
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
-
-
-def smallest_dtype(lo: int, hi: int) -> str:
-    """The narrowest INTn/UINTn holding [lo, hi]."""
-    if lo >= 0:
-        return f"UINT{max(1, int(hi).bit_length())}"
-    bits = max(int(-lo - 1).bit_length(), int(hi).bit_length()) + 1
-    return f"INT{bits}"
 
 
 class _Layer(BaseModel):
@@ -103,6 +67,13 @@ class MVAU(_Layer):
 
     def threshold_array(self) -> np.ndarray | None:
         return None if self.thresholds is None else np.asarray(self.thresholds, dtype=np.int64)
+
+    def costs(self) -> dict:
+        """Bits and bit operations (paper 001, eq. 16): xnor counts 1x1-bit, ternary 2-bit weights."""
+        w_bits = {"xnor": 1, "ternary": 2}.get(self.mode) or dtype_bits(self.weight_dtype)
+        a_bits = 1 if self.mode == "xnor" else dtype_bits(self.input_dtype)
+        macs = self.mh * self.mw * self.num_vectors
+        return {"weight_bits": w_bits, "act_bits": a_bits, "macs": macs, "bops": macs * w_bits * a_bits}
 
     @property
     def in_channels(self) -> int:

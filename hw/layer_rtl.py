@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hw.errors import UserError
+from common.errors import UserError
 from hw.ir import MVAU, LabelSelect, Threshold, dtype_bits, dtype_signed
-from quant import codebook
+from common import codebook
 
 MODES = {"xnor": 0, "ternary": 1, "int": 2}
 STYLE_CONST, STYLE_ROM = 0, 1
@@ -150,7 +150,7 @@ def tree_fanin(product_bits: int) -> int:
 
 
 def codebook_words(w: np.ndarray, pe: int, simd: int) -> tuple[list[int], int]:
-    """Weight words of 5-bit codes (quant.codebook): per lane the SIMD weights of one column fold,
+    """Weight words of 5-bit codes (common.codebook): per lane the SIMD weights of one column fold,
     zero-padded to a multiple of three, lane p code g at bit (p*CG + g)*5. Returns (words, word width)."""
     nf, sf = w.shape[0] // pe, w.shape[1] // simd
     cg = codebook.groups_per_row(simd)

@@ -1,22 +1,14 @@
 """Reading and writing run directories: model.pt, checkpoint.pt, metrics.json, written atomically."""
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 
 import torch
 
-from hw.errors import UserError
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+from common.atomic import atomic_write_bytes, write_json  # noqa: F401
+from common.errors import UserError
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -25,10 +17,6 @@ def atomic_torch_save(obj, path: Path) -> None:
     os.close(fd)
     torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-def write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 def load_torch(path: Path) -> dict:
@@ -48,7 +36,7 @@ def load_run(run_dir: Path):
     """The trained model of a run directory, in eval mode, with its config and split."""
     from quant.config import parse_config
     from quant.data import load_dataset
-    from quant.methods import make_model
+    from quant.build import make_model
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.quantizers import act_quant, weight_quant
 
 

@@ -104,7 +104,7 @@ def net_costs(model: nn.Module, input_bits: float = FLOAT_BITS) -> list[LayerCos
 
 def graph_costs(graph) -> list[LayerCost]:
     """Per-layer costs of a compiled hw.ir graph: MVAU layers; xnor counts 1x1-bit, ternary 2-bit weights."""
-    from hw.ir import dtype_bits
+    from common.dtypes import dtype_bits
 
     rows = []
     for l in graph.compute_layers:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.errors import UserError
+from common.errors import UserError
 
 
 @dataclass

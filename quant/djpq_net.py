@@ -19,7 +19,7 @@ from brevitas.inject.enum import ScalingImplType
 from brevitas.quant import Int8WeightPerTensorFloat, Uint8ActPerTensorFloatMaxInit
 from torch import nn
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant import cost
 from quant.dq import DQQuant, levels
 from quant.vib import VIBGate

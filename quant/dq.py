@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from hw.errors import UserError
+from common.errors import UserError
 
 RESTRICT_CHOICES = ("none", "integer", "pow2")
 HW_BITS = range(2, 9)  # int MVAU widths the RTL implements (plus binary/ternary)

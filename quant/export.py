@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.qonnx_exec import classes_from_logits, execute, set_batch  # noqa: F401
 from quant.checkpoint import load_run, write_json
 
 
@@ -41,41 +42,21 @@ def to_integers(logits: np.ndarray, scale: float, what: str) -> np.ndarray:
     return r.astype(np.int64)
 
 
-def classes_from_logits(logits: np.ndarray) -> np.ndarray:
-    """Arg-max of logits that are integer multiples of one scale, computed in float: among the outputs equal
-    to the maximum up to float rounding (far below one scale step), the lowest index, as the hardware's
-    integer arg-max picks it."""
-    z = np.asarray(logits, dtype=np.float64)
-    top = z.max(axis=1, keepdims=True)
-    noise = 1e-5 * np.maximum(np.abs(z).max(axis=1, keepdims=True), 1e-30)
-    return np.argmax(z >= top - noise, axis=1).astype(np.int64)
-
-
 def brevitas_logits(model, x: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return model(torch.as_tensor(x, dtype=torch.float32)).numpy()
 
 
-def set_batch(model_wrapper, batch: int):
-    """A copy of a one-input graph with the batch dimension of its input and output set to `batch`."""
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    m = model_wrapper.transform(InferShapes())
-    m = type(model_wrapper)(m.model.__deepcopy__())
-    del m.graph.value_info[:]
-    for vi in list(m.graph.input) + list(m.graph.output):
-        vi.type.tensor_type.shape.dim[0].dim_value = batch
-    return m.transform(InferShapes())
+TEST_SPLIT = "test_split.npz"
 
 
-def execute(model_wrapper, x: np.ndarray) -> np.ndarray:
-    """Runs a QONNX/FINN graph on a batch with the graph's own per-node execution."""
-    from qonnx.core.onnx_exec import execute_onnx
+def save_test_split(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    from quant.checkpoint import atomic_write_bytes
 
-    m = set_batch(model_wrapper, len(x))
-    iname, oname = m.graph.input[0].name, m.graph.output[0].name
-    return execute_onnx(m, {iname: np.asarray(x, dtype=np.float32)})[oname]
+    buf = io.BytesIO()
+    np.savez(buf, x_test=np.asarray(x, dtype=np.int64), y_test=np.asarray(y, dtype=np.int64))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def export_run(run_dir: Path) -> dict:
@@ -88,7 +69,7 @@ def export_run(run_dir: Path) -> dict:
     from qonnx.util.cleanup import cleanup_model
 
     run_dir = Path(run_dir)
-    from quant.methods import exportable
+    from quant.build import exportable
 
     model, cfg, split = load_run(run_dir)
     model = exportable(cfg, model).eval()
@@ -112,6 +93,8 @@ def export_run(run_dir: Path) -> dict:
             raise RuntimeError(f"QONNX execution differs from Brevitas on {mismatches} of {len(ref)} test "
                                f"vectors; first: test vector {first}: {ref[first].tolist()} vs {got[first].tolist()}")
         shutil.move(str(staged), out)
+    # hw reads the exported files only: the test split travels beside the model for compile's checks.
+    save_test_split(run_dir / TEST_SPLIT, split.x_test, split.y_test)
     report = {"model": str(out), "vectors": len(ref), "mismatches": 0, "logit_scale": scale,
               "input_dtype": f"UINT{split.input_bits}"}
     write_json(run_dir / "export.json", report)

@@ -11,7 +11,7 @@ import brevitas.nn as qnn
 import torch
 from torch import nn
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.config import ModelConfig
 from quant.quantizers import act_quant, weight_quant
 

@@ -17,7 +17,7 @@ from brevitas.quant import (
     Uint8ActPerTensorFloat,
 )
 
-from hw.errors import UserError
+from common.errors import UserError
 
 WEIGHT_CHOICES = "binary, ternary, int2 .. int8"
 ACT_CHOICES = "binary, int2 .. int8, uint1 .. uint8"

@@ -10,13 +10,13 @@ import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.checkpoint import atomic_torch_save, load_torch, write_json
 from quant.config import RunConfig
 from quant.data import Split, load_dataset
 from quant.export import classes_from_logits
 from quant.layers import build_model
-from quant.methods import make_model
+from quant.build import make_model
 from quant.quantizers import weight_bits
 
 

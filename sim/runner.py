@@ -17,7 +17,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from hw.errors import UserError
+from common.errors import UserError
 from hw.layer_rtl import sv_param
 
 SIMULATORS = ("verilator", "icarus")

@@ -2,7 +2,7 @@
 and backpressure, classes recorded in order; then a pass with neither, timing the steady-state interval
 between output frames and the latency of one frame through the empty pipeline. With per_layer, each
 layer's output stream (l<i>_*) is monitored and compared with the reference's intermediate outputs.
-The verdict (mismatches, first failing vector) is drawn by hw.verify from the recorded classes.
+The verdict (mismatches, first failing vector) is drawn by sim.verify from the recorded classes.
 """
 import logging
 

@@ -58,7 +58,7 @@ def read_json(path: Path) -> dict:
 @pytest.fixture
 def cli(capsys):
     """Runs `pqhw ARGS` in-process; returns (exit status, stdout, stderr)."""
-    from hw.cli import main
+    from pqhw.cli import main
 
     def run(*args):
         try:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.analysis import output, plots, reports
 from quant.analysis.grids import BITS, DEFAULT_GRID, check_bits, check_grid
 

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
-from hw.errors import UserError
+from common.errors import UserError
 
 DIST_NAMES = ("normal", "laplace", "uniform", "student_t")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.errors import UserError
+from common.errors import UserError
 
 GRIDS = ("full", "symmetric")
 DEFAULT_GRID = "full"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.errors import UserError
+from common.errors import UserError
 
 ACCEPTED = ("a .pt/.pth file with a state dict or a dict holding 'state_dict', a run directory with model.pt, "
             "or a .onnx (QONNX) file")

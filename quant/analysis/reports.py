@@ -6,7 +6,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.analysis import distributions as dists
 from quant.analysis import empirical, layer_bounds, model_io, snr
 from quant.analysis.grids import BITS, DEFAULT_GRID, GRIDS, prune_ratio

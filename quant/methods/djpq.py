@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant import cost
 from quant.checkpoint import atomic_torch_save, load_torch
 from quant.djpq_net import DJPQNet

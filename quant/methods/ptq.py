@@ -22,7 +22,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.checkpoint import atomic_torch_save, load_torch
 from quant.methods.ptq_layers import ternarize
 from quant.methods.ptq_model import PTQNet

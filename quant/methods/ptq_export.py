@@ -17,8 +17,8 @@ from brevitas.inject.enum import RestrictValueType, ScalingImplType
 from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
 from torch import nn
 
-from hw.errors import UserError
-from quant import codebook
+from common.errors import UserError
+from common import codebook
 from quant.layers import Net
 from quant.methods.ptq_layers import LSQAct, PTQConv2d, PTQLinear
 
@@ -105,7 +105,7 @@ def write_codebook(run_dir: Path) -> dict:
     """DIR/model.codebook.bin (each ternary layer's packed 5-bit codes, byte-aligned per layer, rows = output
     channels in PyTorch weight order) and DIR/model.codebook.json (layout, and bytes vs 2-bit and float32)."""
     from quant.checkpoint import atomic_write_bytes, load_run, write_json
-    from quant.methods import exportable
+    from quant.build import exportable
 
     run_dir = Path(run_dir)
     model, cfg, _ = load_run(run_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import brevitas.nn as qnn
 from torch import nn
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.layers import Net
 from quant.methods.ptq_layers import LSQAct, PTQConv2d, PTQLinear
 from quant.quantizers import _parse

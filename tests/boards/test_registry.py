@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from boards.cli import cli as boards_cli
 from boards.registry import _load_file, all_boards, get_board
 from hw.board_top import StreamShape, clks_per_bit, render_board_top
-from hw.errors import UserError
+from common.errors import UserError
 
 OPEN = ["ulx3s-85f", "icebreaker", "tangnano9k"]
 VIVADO = ["pynq-z2", "zcu104", "kv260"]

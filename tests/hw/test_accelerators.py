@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from hw.compile import compile_model
-from hw.verify import verify
+from sim.verify import verify
 from tests.conftest import FOUR_CONFIGS, build_run, read_json
 
 pytestmark = [pytest.mark.sim, pytest.mark.xdist_group("digits_runs")]

@@ -11,7 +11,7 @@ from boards.registry import get_board
 from hw import bitstream
 from hw.bitstream import SUMMARY_KEYS, build_bitstream, check_fit, find_program, parse_report
 from hw.board_top import RTL_DIR
-from hw.errors import UserError
+from common.errors import UserError
 
 # A UART echo (each byte comes back plus one): the board wrapper's receiver and transmitter, pinned to the
 # same clk/uart_rx/uart_tx ports the board constraint files name.

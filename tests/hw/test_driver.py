@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from hw.board_top import HEADER
 from hw.driver import SerialPort, classify, cli, encode_frame, images_to_inputs
-from hw.errors import UserError
+from common.errors import UserError
 from hw.ir import MVAU, Graph, LabelSelect
 from hw.reference import run_graph
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hw import verify as verify_mod
+from sim import verify as verify_mod
 from hw.emit import emit, plan
-from hw.errors import UserError
-from hw.verify import cli, verify
+from common.errors import UserError
+from sim.verify import cli, verify
 from sim import graphs
 
 pytestmark = pytest.mark.sim
@@ -112,8 +112,8 @@ def test_user_errors(tmp_path, monkeypatch):
 
 def test_ternary_codebook_weight_memory_network(tmp_path):
     """Codebook ROMs (5-bit codes, SIMD 6 and 4: whole and padded groups) in a whole network, with random
-    idle and backpressure; the emitted memory holds the codes of quant.codebook."""
-    from quant.codebook import CODE_BITS, groups_per_row
+    idle and backpressure; the emitted memory holds the codes of common.codebook."""
+    from common.codebook import CODE_BITS, groups_per_row
 
     g = graphs.mlp(10, "ternary", [24, 12, 8], [(2, 6), (2, 4)], "UINT2", "INT2", "UINT2", weight_memory="codebook")
     stages = plan(g)

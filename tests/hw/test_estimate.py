@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from boards.registry import Resources, get_board
-from hw.errors import UserError
+from common.errors import UserError
 from hw.estimate import (FAMILIES, Memory, bram_blocks, estimate_graph, estimate_total, family_of, place_memory)
 from hw.folding import (HEADROOM, divisors, expected_cycles_per_frame, fold_for_board, fold_for_cycles,
                         layer_options, reachable_cycles)

@@ -13,7 +13,7 @@ from brevitas.quant import Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
 from onnx import helper
 from torch import nn
 
-from hw.errors import UserError
+from common.errors import UserError
 from hw.finn_build import FOLDED_MODEL, folding_config, missing_xilinx_tools
 
 VIVADO_BOARDS = ["pynq-z2", "zcu104", "kv260"]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hw.errors import UserError
+from common.errors import UserError
 from hw.folding import apply_folding_file, expected_cycles_per_frame, fold_for_cycles, fold_for_fps, layer_cycles
 from hw.ir import MVAU, Graph, LabelSelect
 

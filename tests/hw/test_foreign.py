@@ -9,7 +9,7 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from hw.compile import compile_model
-from hw.errors import UserError
+from common.errors import UserError
 from hw.finn_flow import load_model
 from hw.ir import Graph
 from hw.reference import run_graph

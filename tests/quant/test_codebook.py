@@ -4,8 +4,8 @@ import itertools
 import numpy as np
 import pytest
 
-from hw.errors import UserError
-from quant import codebook
+from common.errors import UserError
+from common import codebook
 
 
 def test_every_code_round_trips_and_codes_are_distinct():

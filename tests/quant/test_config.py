@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.config import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]

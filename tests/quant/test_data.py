@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.config import DatasetConfig
 from quant.data import load_dataset
 

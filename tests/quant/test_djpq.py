@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.config import ModelConfig, parse_config
 from quant.djpq_net import DJPQNet
 from quant.methods import djpq

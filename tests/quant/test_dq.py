@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.dq import (DQFunction, DQQuant, act_bits_eq4, bits_for_level, levels, restrict_bits,
                       weight_bits_eq3)
 

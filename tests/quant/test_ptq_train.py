@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from hw.errors import UserError
-from quant import codebook
+from common.errors import UserError
+from common import codebook
 from quant.config import parse_config
 from quant.data import load_dataset
-from quant.methods import make_model
+from quant.build import make_model
 from quant.methods.ptq import prune_and_reset
 
 MLP = {
@@ -116,7 +116,7 @@ def test_tiny_run_trains_exports_and_compiles_exactly(tmp_path):
     from hw.compile import compile_model
     from quant.checkpoint import load_run
     from quant.export import brevitas_logits, classes_from_logits, export_run
-    from quant.methods import exportable
+    from quant.build import exportable
     from quant.methods.ptq_export import write_codebook
     from quant.train import train_run
 
@@ -158,7 +158,7 @@ CNN = {
 
 
 def test_conv_layers_are_pruned_reset_and_exported_as_ternary_brevitas_convs():
-    from quant.methods import exportable
+    from quant.build import exportable
     from quant.methods.ptq import start_quantize
 
     cfg = parse_config(copy.deepcopy(CNN))

@@ -78,8 +78,8 @@ def test_mvau_sweep(mode, in_dt, w_dt, mh, mw, pe, simd, sim, tmp_path, build_ro
 
 
 def _every_code_layer(mh, mw, pe, simd, in_dt):
-    """Ternary weights whose consecutive triples run through all 27 codes of quant.codebook (rows padded)."""
-    from quant.codebook import TABLE
+    """Ternary weights whose consecutive triples run through all 27 codes of common.codebook (rows padded)."""
+    from common.codebook import TABLE
 
     layer = graphs.mvau(np.random.default_rng(11), "cb", "ternary", mh, mw, pe, simd, in_dt, "INT2", nt=3,
                         weight_memory="codebook")
@@ -94,7 +94,7 @@ def _every_code_layer(mh, mw, pe, simd, in_dt):
 def test_codebook_weight_memory_at_every_code(mh, mw, pe, simd, in_dt, tmp_path, build_root):
     """Codebook ROM decoded in logic equals the reference for every code; the ROM holds 5-bit codes."""
     from hw.layer_rtl import dtype_fmt, layer_rtl
-    from quant.codebook import CODE_BITS, decode_rows, groups_per_row
+    from common.codebook import CODE_BITS, decode_rows, groups_per_row
 
     layer = _every_code_layer(mh, mw, pe, simd, in_dt)
     rtl = layer_rtl(layer, dtype_fmt(in_dt), "blk")

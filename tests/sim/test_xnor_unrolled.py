@@ -9,7 +9,7 @@ import pytest
 
 from hw.emit import plan
 from hw.layer_rtl import Fmt, layer_rtl
-from hw.verify import verify
+from sim.verify import verify
 from sim import graphs
 from sim.blocks import run_layer_block
 

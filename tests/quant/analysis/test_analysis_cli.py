@@ -4,8 +4,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import hw.cli
-from hw.errors import UserError
+import pqhw.cli
+from common.errors import UserError
 from quant.analysis.cli import cli
 
 
@@ -63,9 +63,9 @@ def test_finetune_config_without_training_module(tmp_path, monkeypatch):
 
 
 def test_main_cli_prints_one_line_and_exits_2(tmp_path, monkeypatch, capsys):
-    monkeypatch.setitem(hw.cli.SUBCOMMANDS, "analyze", "quant.analysis.cli")
+    monkeypatch.setitem(pqhw.cli.SUBCOMMANDS, "analyze", "quant.analysis.cli")
     with pytest.raises(SystemExit) as exc:
-        hw.cli.main(["analyze", "model", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "o")])
+        pqhw.cli.main(["analyze", "model", str(tmp_path / "none.onnx"), "--out", str(tmp_path / "o")])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "none.onnx" in err[0]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.analysis import empirical, model_io
 from quant.analysis import distributions as dists
 from quant.analysis.grids import magnitude_prune

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from hw.errors import UserError
+from common.errors import UserError
 from quant.analysis import distributions as dists
 from quant.analysis import snr
 from quant.analysis.grids import int_range

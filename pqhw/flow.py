@@ -15,7 +15,7 @@ from typing import Callable
 
 import click
 
-from hw.errors import UserError
+from common.errors import UserError
 
 DEFAULT_BOARD = "icebreaker"
 
@@ -42,7 +42,7 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mh
     from hw.bitstream import bitstream_for
     from hw.compile import compile_model
     from hw.report import write_report
-    from hw.verify import verify
+    from sim.verify import verify
     from quant.config import load_config
     from quant.export import export_run
     from quant.train import train_run
@@ -83,7 +83,8 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mh
     rtl = sorted((Path(__file__).resolve().parent / "rtl").glob("*.sv"))  # the hand-written blocks
     return [
         Step("train", lambda: [Path(config)], lambda: run_files, {"config": cfg.model_dump(mode="json")}, train),
-        Step("export", lambda: [out / "model.pt"], lambda: [out / "model.qonnx.onnx", out / "export.json"], {},
+        Step("export", lambda: [out / "model.pt"],
+             lambda: [out / "model.qonnx.onnx", out / "export.json", out / "test_split.npz"], {},
              export),
         Step("compile", lambda: [out / "model.qonnx.onnx"], lambda: [hw / "graph.json", hw / "compile.json"],
              {"target_fps": target_fps, "clock_mhz": clock_mhz, "board": board}, compile_),

@@ -6,21 +6,21 @@ import sys
 
 import click
 
-from hw.errors import UserError
+from common.errors import UserError
 
 # Subcommands live beside the code they drive: name -> "module" (its `cli`) or "module:attribute".
 SUBCOMMANDS = {
     "train": "quant.commands:train",
     "export": "quant.commands:export",
     "compile": "hw.compile",
-    "demo": "hw.demo",
+    "demo": "pqhw.demo",
     "analyze": "quant.analysis.cli",
     "boards": "boards.cli",
     "bitstream": "hw.bitstream",
     "finn-estimate": "hw.finn_build",
     "infer": "hw.driver",
-    "verify": "hw.verify",
-    "flow": "hw.flow",
+    "verify": "sim.verify",
+    "flow": "pqhw.flow",
 }
 
 

@@ -7,9 +7,7 @@ neither. Writes DIR/verify.json. The RTL is (re)written into DIR/rtl from DIR/gr
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -17,7 +15,8 @@ import click
 import numpy as np
 
 from hw.emit import TOP, Design, emit
-from hw.errors import UserError
+from common.atomic import write_json
+from common.errors import UserError
 from hw.ir import Graph, dtype_range
 from hw.reference import run_graph
 
@@ -120,9 +119,7 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
         flm = res.get("first_layer_mismatch")
         record["first_failing_layer"] = None if flm is None else {
             "layer": graph.layers[flm["layer"]].name, "index": flm["layer"], "vector": flm["vector"]}
-    tmp = out_dir / ".verify.json.tmp"
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, out_dir / "verify.json")
+    write_json(out_dir / "verify.json", record, indent=1)
     return record
 
 

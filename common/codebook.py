@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.errors import UserError
+from common.errors import UserError
 
 CODE_BITS = 5
 GROUP = 3

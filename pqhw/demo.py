@@ -13,7 +13,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits_w1
 @click.pass_context
 def cli(ctx, out_dir):
     """Train, export, compile, verify, build a bitstream and write the report, all with defaults."""
-    from hw.flow import DEFAULT_BOARD
-    from hw.flow import cli as flow
+    from pqhw.flow import DEFAULT_BOARD
+    from pqhw.flow import cli as flow
 
     ctx.invoke(flow, config=DEFAULT_CONFIG, out_dir=out_dir, board=DEFAULT_BOARD)

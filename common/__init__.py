@@ -1,0 +1,1 @@
+"""Neutral helpers every package uses: the user-error type, atomic outputs, integer datatypes."""

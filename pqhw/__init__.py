@@ -1,0 +1,1 @@
+"""The `pqhw` command and the flows that orchestrate quant, hw and sim from the top."""
