@@ -17,6 +17,7 @@ import numpy as np
 from common.atomic import atomic_dir, write_json
 from common.errors import UserError
 from hw.finn_flow import finn_environment, load_model, run_flow
+from hw.finn_import import hw_inputs
 from hw.estimate import estimate_graph
 from hw.folding import (apply_folding_file, apply_to_finn, expected_cycles_per_frame, fold_for_board, fold_for_fps,
                         layer_cycles)
@@ -84,8 +85,12 @@ def sample_vectors(model_path: Path, graph_input_dtype: str, shape, rng_seed: in
     elif (run_dir / "model.pt").is_file():
         raise UserError(f"{run_dir}: no test_split.npz beside the model (exported by an older pqhw); run "
                         f"`pqhw export {run_dir}` again")
-    lo, hi = dtype_range(graph_input_dtype)
-    rand = np.random.default_rng(rng_seed).integers(lo, hi + 1, size=(64, *shape))
+    rng = np.random.default_rng(rng_seed)
+    if graph_input_dtype == "BIPOLAR":  # the model's own values; hw_inputs maps them to the hardware's bits
+        rand = rng.choice(np.array([-1, 1]), size=(64, *shape))
+    else:
+        lo, hi = dtype_range(graph_input_dtype)
+        rand = rng.integers(lo, hi + 1, size=(64, *shape))
     return tests, rand
 
 
@@ -171,6 +176,7 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
     samples = rand if tests is None else np.concatenate([tests[0].reshape(len(tests[0]), *shape), rand])
     with atomic_dir(out_dir, inputs=[model_path, *_external_data(model_path)]) as staging:
         hw_model, record = run_flow(model, samples, staging / "finn_build", on_step=progress)
+        samples = hw_inputs(samples, dt, hw_model)  # as the hardware takes them (flattened, BIPOLAR as bits)
         graph = graph_from_finn(hw_model)
         ref = run_graph(graph, samples)[:, 0]
         from hw.finn_flow import execute_classes
@@ -193,7 +199,8 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
                       reference_vs_finn_mismatches=0, compile_seconds=round(time.perf_counter() - t0, 2))
         write_json(staging / "compile.json", report)
         if tests is not None:
-            np.savez(staging / "test_vectors.npz", x=tests[0], y=tests[1], classes=ref[:len(tests[0])])
+            n = len(tests[0])
+            np.savez(staging / "test_vectors.npz", x=samples[:n], y=tests[1], classes=ref[:n])
         shutil.rmtree(staging / "finn_build", ignore_errors=True)
     return report
 

@@ -5,6 +5,11 @@ The order follows finn.builder.build_dataflow_steps (qonnx_to_finn, tidy_up, str
 Every step is compared on class indices. While the graph still computes float logits, equal integer logits
 can come out a rounding step apart, so there the class is common.qonnx_exec.classes_from_logits (lowest index
 among the logits equal to the maximum up to float noise); once the arg-max runs on integers, exact.
+Models as FINN users export them need three more steps (hw.finn_import): batch_shapes first (a Reshape that
+pins the export batch; the reference then runs one vector at a time), leading_flatten after streamlining
+(the flatten FINN leaves outside its dataflow partition), and a negative final scale taken into the last
+MatMul before the arg-max. Each later graph is fed the samples as its input takes them (hw_inputs: the
+flatten, and a BIPOLAR input that the xnor rewrite re-declares BINARY as (x + 1) / 2).
 FINN_BUILD_DIR / FINN_SETTINGS are set per run inside the output directory, never at import.
 """
 from __future__ import annotations
@@ -19,6 +24,8 @@ from typing import Callable
 import numpy as np
 
 from common.errors import UserError
+from hw.finn_import import (MakeReshapeBatchAgnostic, NegativeScaleBeforeTopK, RemoveLeadingFlatten, check_hw_graph,
+                            hw_inputs, known_unsupported, pins_batch)
 
 SUPPORTED_INPUT_OPS = {"Quant", "BipolarQuant", "BinaryQuant", "Trunc", "MatMul", "Gemm", "Mul", "Add", "Sub",
                        "Div", "BatchNormalization", "Relu", "Reshape", "Flatten", "Identity", "MultiThreshold",
@@ -77,13 +84,24 @@ def _tidy_up(model):
 
 
 def _insert_argmax(model):
-    """After streamlining the logits are one scale times integers, so the arg-max can take the integers."""
+    """After streamlining the logits are one scale times integers, so the arg-max can take the integers;
+    a negative scale (e.g. a TensorNorm with a negative weight) first moves into the last MatMul."""
     import finn.transformation.streamline.absorb as absorb
+    from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.transformation.insert_topk import InsertTopK
 
     if model.graph.node[-1].op_type not in ("TopK", "ArgMax"):
         model = model.transform(InsertTopK(k=1))
-    return model.transform(absorb.AbsorbScalarMulAddIntoTopK())
+    # InferShapes: InsertTopK leaves the former output without a shape when no scalar Mul/Add was absorbed
+    return _apply(model, NegativeScaleBeforeTopK(), absorb.AbsorbScalarMulAddIntoTopK(), InferShapes())
+
+
+def _batch_shapes(model):
+    return model.transform(MakeReshapeBatchAgnostic())
+
+
+def _leading_flatten(model):
+    return model.transform(RemoveLeadingFlatten())
 
 
 def _streamline(model):
@@ -131,9 +149,11 @@ def _minimize_widths(model):
 
 
 STEPS = [
+    Step("batch_shapes", _batch_shapes),
     Step("qonnx_to_finn", _qonnx_to_finn),
     Step("tidy_up", _tidy_up),
     Step("streamline", _streamline),
+    Step("leading_flatten", _leading_flatten),
     Step("xnor_popcount", _xnor_popcount),
     Step("insert_argmax", _insert_argmax),
     Step("round_thresholds", _round_thresholds),
@@ -142,12 +162,13 @@ STEPS = [
 ]
 
 
-def execute_classes(model, x: np.ndarray) -> np.ndarray:
+def execute_classes(model, x: np.ndarray, one_at_a_time: bool = False) -> np.ndarray:
     """Class indices (or, before the arg-max is inserted, the argmax of the outputs), one vector at a time
-    once HW nodes are in the graph (FINN's python execution of those takes batch 1)."""
+    once HW nodes are in the graph (FINN's python execution of those takes batch 1) or when asked (a graph
+    whose constant shapes pin the export batch)."""
     from common.qonnx_exec import classes_from_logits, execute
 
-    if any(n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node):
+    if one_at_a_time or any(n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node):
         out = np.concatenate([execute(model, x[i:i + 1]).reshape(1, -1) for i in range(len(x))])
     else:
         out = execute(model, x).reshape(len(x), -1)
@@ -158,6 +179,8 @@ def execute_classes(model, x: np.ndarray) -> np.ndarray:
 
 def check_supported(model, ops: set[str], stage: str) -> None:
     for node in model.graph.node:
+        if known_unsupported(node):
+            raise UserError(known_unsupported(node))
         if node.op_type not in ops:
             raise UserError(f"node {node.name or '(unnamed)'} ({node.op_type}) {stage}; supported: "
                             f"{', '.join(sorted(ops))}")
@@ -178,12 +201,13 @@ def load_model(path: Path):
 def run_flow(model, samples: np.ndarray, build_dir: Path, on_step=None):
     """Returns the FINN HW graph and a record {step: vectors compared} of the verified steps."""
     check_supported(model, SUPPORTED_INPUT_OPS, "is not supported by the pqhw front-end")
+    source_dtype = model.get_tensor_datatype(model.graph.input[0].name).name
     record = {}
     with finn_environment(build_dir):
-        ref = execute_classes(model, samples)
+        ref = execute_classes(model, samples, one_at_a_time=pins_batch(model))
         for step in STEPS:
             model = step.run(model)
-            got = execute_classes(model, samples)
+            got = execute_classes(model, hw_inputs(samples, source_dtype, model))
             bad = np.nonzero((got != ref).any(axis=1))[0]
             if len(bad):
                 raise RuntimeError(f"FINN step {step.name!r} changed the result on {len(bad)} of {len(samples)} "
@@ -192,5 +216,5 @@ def run_flow(model, samples: np.ndarray, build_dir: Path, on_step=None):
             record[step.name] = int(len(samples))
             if on_step:
                 on_step(step.name)
-    check_supported(model, SUPPORTED_HW_OPS, "was left after conversion to HW layers (pqhw has no RTL for it)")
+    check_hw_graph(model, SUPPORTED_HW_OPS)
     return model, record
