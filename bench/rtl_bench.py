@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hw.ir import Graph, LabelSelect
+from hw.ir import Graph
+
+from hw.kinds.label_select import LabelSelect
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = {"ulx3s-85f": 150.0, "icebreaker": 50.0}  # board -> timing target for place and route (MHz)

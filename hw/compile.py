@@ -22,7 +22,7 @@ from hw.estimate import estimate_graph
 from hw.folding import (apply_folding_file, apply_to_finn, expected_cycles_per_frame, fold_for_board, fold_for_fps,
                         layer_cycles)
 from hw.from_finn import graph_from_finn
-from hw.ir import MVAU, Graph, dtype_range
+from hw.ir import Graph, dtype_range
 from hw.reference import run_graph
 
 ESTIMATE_PART = "xc7z020clg400-1"  # FINN's estimates are per Xilinx part; a Zynq-7020 as the anchor
@@ -37,7 +37,7 @@ def set_weight_memory(graph: Graph, weight_memory: str) -> Graph:
     if weight_memory == "plain":
         return graph
     g = graph.model_copy(deep=True)
-    ternary = [l for l in g.layers if isinstance(l, MVAU) and l.mode == "ternary"]
+    ternary = [l for l in g.layers if "codebook" in l.weight_memories()]
     if not ternary:
         raise UserError("--weight-memory codebook: the graph has no ternary MVAU; codebook memories hold ternary "
                         "weights only (accepted for this graph: plain)")
@@ -123,11 +123,7 @@ def compile_report(graph: Graph, clock_mhz: float, finn_cycles: dict, finn_luts:
         row = {"name": l.name, "kind": l.kind, "pe": l.pe, "input_dtype": l.input_dtype,
                "output_dtype": l.output_dtype, "expected_cycles": layer_cycles(l),
                "finn_exp_cycles": finn_cycles.get(l.name), "finn_est_luts": finn_luts.get(l.name)}
-        if isinstance(l, MVAU):
-            row.update(mode=l.mode, mh=l.mh, mw=l.mw, simd=l.simd, weight_dtype=l.weight_dtype,
-                       acc_dtype=l.acc_dtype, **l.costs())
-        else:
-            row.update(mh=l.out_channels, mw=l.in_channels, simd=None, weight_dtype=None)
+        row.update(l.report_row())
         layers.append(row)
     cycles = expected_cycles_per_frame(graph)
     return {"layers": layers, "expected_cycles_per_frame": cycles, "clock_mhz": clock_mhz,

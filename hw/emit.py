@@ -16,42 +16,42 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
 from common.atomic import atomic_dir
 from common.errors import UserError
-from hw.ir import MVAU, Graph, LabelSelect
-from hw.layer_rtl import LayerRTL, dtype_fmt, layer_rtl, sv_param
+from hw import kinds
+from hw.cycles import expected_cycles_per_frame
+from hw.ir import Graph
+from hw.layer_rtl import LayerRTL, dtype_fmt, sv_param
 
 RTL_DIR = Path(__file__).resolve().parent / "rtl"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TOP = "pqhw_top"
-# The hand-written modules each block instantiates (hw/rtl/<name>.sv); one table for the emitter, the block
-# testbenches and the synthesis benchmarks.
-DEPENDS = {
-    "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
-    "pqhw_xnor_unrolled": ["pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
-    "pqhw_threshold": ["pqhw_mem", "pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
-    "pqhw_label_select": [],
-    "pqhw_fifo": [],
-    "pqhw_dwc": [],
-}
+# The stream links between layers; the layer blocks' own modules come from their kinds (hw/kinds).
+LINK_MODULES = {"pqhw_fifo": [], "pqhw_dwc": []}
 
 
 def module_sources(module: str) -> list[str]:
-    """A block and the modules it instantiates, block first."""
-    return [module] + DEPENDS[module]
+    """A block and the hand-written modules it instantiates (hw/rtl/<name>.sv), block first; one table for the
+    emitter, the block testbenches and the synthesis benchmarks."""
+    return [module] + {**LINK_MODULES, **kinds.rtl_depends()}[module]
 
 
 @dataclass
 class Stage:
     """One layer in the top: its block plus the link to the next layer."""
     name: str
-    layer_name: str
+    layer: Any
     rtl: LayerRTL
     fifo_depth: int = 0
     dwc: bool = False
+
+    @property
+    def layer_name(self) -> str:
+        return self.layer.name
 
     @property
     def module(self) -> str:
@@ -83,13 +83,7 @@ class Stage:
 
     @property
     def summary(self) -> str:
-        p = self.rtl.params
-        if self.module == "pqhw_mvau":
-            style = "const" if p["MEM_STYLE"] == 0 else "codebook rom" if p.get("W_CODEBOOK") else "rom"
-            return f"layer {self.layer_name}, {p['MH']}x{p['MW']}, PE={p['PE']} SIMD={p['SIMD']}, weights {style}"
-        if self.module == "pqhw_xnor_unrolled":
-            return f"layer {self.layer_name}, {p['MH']}x{p['MW']}, PE={p['MH']} SIMD={p['MW']}, weights const"
-        return f"layer {self.layer_name}, PE={p['PE']}"
+        return self.layer.summary(self.rtl.params)
 
 
 @dataclass
@@ -105,32 +99,25 @@ class Design:
     memory_files: list[str] = field(default_factory=list)
 
 
-def expected_cycles(graph: Graph) -> int:
-    """FINN's exp_cycles of the slowest MVAU: (MH/PE)(MW/SIMD) x vectors."""
-    mvaus = [l for l in graph.layers if isinstance(l, MVAU)]
-    if not mvaus:
-        return max(l.in_channels // l.in_fold for l in graph.layers)
-    return max((l.mh // l.pe) * (l.mw // l.simd) * l.num_vectors for l in mvaus)
-
-
 def plan(graph: Graph) -> list[Stage]:
     """Map every layer onto its block, following the actual element format of each stream."""
     if not graph.layers:
         raise UserError("graph has no layers")
     last = graph.layers[-1]
-    if not isinstance(last, LabelSelect):
+    enders = ", ".join(sorted(name for name, k in kinds.KINDS.items() if k.ends_graph))
+    if not last.ends_graph:
         raise UserError(f"layer {last.name}: the accelerator's output is a class index, so the graph must end "
-                        f"in a label_select (got {last.kind})")
+                        f"in {enders} (got {last.kind})")
     fmt = dtype_fmt(graph.input_dtype)
     stages = []
     for i, layer in enumerate(graph.layers):
-        if isinstance(layer, LabelSelect) and i != len(graph.layers) - 1:
-            raise UserError(f"layer {layer.name}: label_select must be the last layer")
-        rtl = layer_rtl(layer, fmt, f"l{i}")
+        if layer.ends_graph and i != len(graph.layers) - 1:
+            raise UserError(f"layer {layer.name}: {layer.kind} must be the last layer")
+        rtl = layer.rtl(fmt, f"l{i}")
         if i and layer.in_channels != graph.layers[i - 1].out_channels:
             raise UserError(f"layer {layer.name}: takes {layer.in_channels} elements but layer "
                             f"{graph.layers[i - 1].name} produces {graph.layers[i - 1].out_channels}")
-        stages.append(Stage(name=f"l{i}_{_ident(layer.name)}", layer_name=layer.name, rtl=rtl))
+        stages.append(Stage(name=f"l{i}_{_ident(layer.name)}", layer=layer, rtl=rtl))
         fmt = rtl.out_fmt
     for prod, cons, layer in zip(stages[:-1], stages[1:], graph.layers[:-1]):
         beats_per_frame = layer.out_channels // prod.out_n
@@ -184,4 +171,4 @@ def emit(graph: Graph, out_dir: Path) -> Design:
     sources = [final / f"{m}.sv" for m in modules] + [final / f"{TOP}.sv"]
     return Design(rtl_dir=final, sources=sources, stages=stages, in_n=stages[0].in_n,
                   in_bits=stages[0].rtl.in_fmt.bits, out_bits=stages[-1].out_bits,
-                  expected_cycles_per_frame=expected_cycles(graph), memory_files=mem_files)
+                  expected_cycles_per_frame=expected_cycles_per_frame(graph), memory_files=mem_files)

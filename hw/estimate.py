@@ -4,8 +4,8 @@ Why: `pqhw compile --board` must pick a folding that fits before minutes of plac
 and `pqhw bitstream` refuses designs that cannot fit. The estimate reads the design exactly as hw.emit
 plans it (block parameters, weight storage, FIFO depths, width converters), so it follows the emitter.
 
-Model. Every block is reduced to a few structural features (`block_features`): datapath lanes weighted by
-their arithmetic, accumulator and comparator bits, bits of constant tables read through multiplexers,
+Model. Every block is reduced to a few structural features (its kind's `features`, hw/kinds): datapath
+lanes weighted by their arithmetic, accumulator and comparator bits, bits of constant tables read through multiplexers,
 flip-flops the RTL declares, and its memories. Memories are placed per family (`place_memory`): block RAM
 (blocks counted from the family's RAM geometry), distributed RAM or flip-flops. LUTs and FFs are then a
 linear function of the features with coefficients per family (COEFFS), fitted by least squares against
@@ -14,10 +14,11 @@ place and route of emitted designs; bench/estimate_calibration.py measures the e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from common.errors import UserError
-from hw.ir import MVAU, Graph
+from hw import kinds
+from hw.ir import Graph
+from hw.resources import Memory
 
 FAMILIES = ("ecp5", "ice40", "gowin")
 RESOURCES = ("luts", "ffs", "brams", "dsps", "bram_bits")
@@ -76,15 +77,6 @@ FITTED = {"date": "2026-11-25", "method": "grouped non-negative scales (bench/es
           "max_abs_lut_error_pct": {"ecp5": 21.9, "ice40": 20.5, "gowin": 16.7}}
 
 
-@dataclass
-class Memory:
-    """One memory of a block: what it holds, its shape, and whether it is a ROM or a written buffer."""
-    role: str
-    width: int
-    depth: int
-    rom: bool
-
-
 def family_of(board_or_family: str) -> str:
     """A family name, or the family of a known board; UserError for families without an estimate."""
     if board_or_family in FAMILIES:
@@ -129,106 +121,6 @@ def place_memory(family: str, mem: Memory) -> dict:
     return {"lutram": math.ceil(mem.depth / cell[0]) * math.ceil(mem.width / cell[1])}
 
 
-def _lane_cost(p: dict) -> float:
-    """Bits of adder-tree leaves one PE x SIMD lane feeds in (as pqhw_mvau builds them): an XNOR bit; a
-    ternary term and its correction bit; an integer product's partial products (plus the signed weight's
-    correction)."""
-    if p["MODE"] == 0:
-        return 1.0
-    if p["MODE"] == 1:
-        return 2.0 * (p["IN_BITS"] + 1)
-    terms = p["W_BITS"] + (1 if p.get("W_SIGNED", 1) else 0)
-    return float(terms * (p["IN_BITS"] + p["W_BITS"] + 1))
-
-
-def _mvau(p: dict, dsp_family: bool) -> tuple[dict, list[Memory], int]:
-    pe, simd, mw, mh = p["PE"], p["SIMD"], p["MW"], p["MH"]
-    sf, nf = mw // simd, mh // pe
-    nt, acc = p.get("NT", 0), p["ACC_BITS"]
-    th_words = 1 if p.get("TH_SHARED", 0) else nf
-    tw = (1 if p.get("TH_SHARED", 0) else pe) * max(nt, 1) * p.get("TH_BITS", 0)
-    ww = pe * simd * p["W_BITS"]
-    f = {"blocks": 1, "lanes": pe * simd * _lane_cost(p), "acc_bits": pe * acc,
-         "cmp_bits": pe * nt * p.get("TH_BITS", 0),
-         "stream_bits": simd * p["IN_BITS"] + pe * p["OUT_BITS"],
-         "reg_bits": simd * p["IN_BITS"] + 3 * pe * acc + 2 * math.ceil(math.log2(max(sf * nf, 2)))}
-    mems = []
-    rom = p.get("MEM_STYLE", 0) == 1
-    for role, width, depth in (("weights", ww, sf * nf), ("thresholds", tw if nt else 0, th_words)):
-        if not width:
-            continue
-        if rom:
-            mems.append(Memory(role, width, depth, rom=True))
-            f["reg_bits"] += width
-        elif depth > 1:
-            f["const_bits"] = f.get("const_bits", 0) + width * depth
-            f["reg_bits"] += width
-    if nf > 1:
-        mems.append(Memory("input_buffer", simd * p["IN_BITS"], sf, rom=False))
-    mems.append(Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 8), rom=False))
-    dsps = pe * simd if dsp_family and p["MODE"] == 2 and min(p["IN_BITS"], p["W_BITS"]) >= 3 else 0
-    return f, mems, dsps
-
-
-def _xnor_unrolled(p: dict) -> tuple[dict, list[Memory]]:
-    """pqhw_xnor_unrolled as it elaborates: registered 3-bit partials, one per weight pattern a group of
-    four inputs uses (a pattern and its complement share one when there are thresholds), and each
-    neuron's exact-width adder tree; `unrolled_bits` counts the bits of both, which is about one LUT and
-    one flip-flop each (measured on all three families from 16x64 to 64x64)."""
-    mw, mh, nt = p["MW"], p["MH"], p.get("NT", 0)
-    weights = _literal_int(p["W_INIT"])
-    groups = (mw + 3) // 4
-    levels = (groups - 1).bit_length()
-    comp = nt > 0 and groups > 1
-
-    def node_bits(k: int) -> int:
-        return math.ceil(math.log2((7 * min(1 << k, groups) if comp else min(4 << k, mw)) + 1))
-
-    partials = 0
-    for g in range(groups):
-        gs = min(4, mw - 4 * g)
-        used = set()
-        for n in range(mh):
-            pat = (weights >> (n * mw + 4 * g)) & ((1 << gs) - 1)
-            flip = comp and (g < groups - 1 or groups % 2 == 0) and pat >> (gs - 1) & 1
-            used.add(pat ^ ((1 << gs) - 1) if flip else pat)
-        partials += len(used)
-    tree = mh * sum(((groups + (1 << k) - 1) >> k) * node_bits(k) for k in range(1, levels + 1))
-    f = {"blocks": 1, "unrolled_bits": 3 * partials + tree, "stream_bits": mw + mh * p["OUT_BITS"]}
-    return f, [Memory("output_fifo", mh * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]
-
-
-def _literal_int(value) -> int:
-    """A parameter as hw.layer_rtl writes it: an int or a sized SystemVerilog literal such as 64'h1f."""
-    if isinstance(value, int):
-        return value
-    size, _, digits = str(value).partition("'")
-    base = {"h": 16, "d": 10, "b": 2, "o": 8}[digits[0].lower()]
-    return int(digits[1:].replace("_", ""), base)
-
-
-def _threshold(p: dict) -> tuple[dict, list[Memory]]:
-    pe, ch, nt, tb = p["PE"], p["CH"], p["NT"], p["TH_BITS"]
-    nf = ch // pe
-    tw = (1 if p.get("TH_SHARED", 0) else pe) * nt * tb
-    f = {"blocks": 1, "cmp_bits": pe * nt * tb, "stream_bits": pe * (p["IN_BITS"] + p["OUT_BITS"]),
-         "reg_bits": pe * p["IN_BITS"] + tw}
-    mems = [Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]
-    depth = 1 if p.get("TH_SHARED", 0) else nf
-    if p.get("MEM_STYLE", 0) == 1:
-        mems.append(Memory("thresholds", tw, depth, rom=True))
-    elif depth > 1:
-        f["const_bits"] = tw * depth
-    return f, mems
-
-
-def _label_select(p: dict) -> dict:
-    pe, bits, ch = p["PE"], p["IN_BITS"] + 1, p["CH"]
-    iw = max(1, math.ceil(math.log2(max(ch, 2))))
-    return {"blocks": 1, "cmp_bits": pe * bits, "stream_bits": pe * p["IN_BITS"],
-            "reg_bits": 2 * pe * (bits + iw) + 2 * bits + 4 * iw}
-
-
 def _link(stage, nxt) -> tuple[dict, list[Memory]]:
     """The FIFO (and width converter) from one block to the next, as hw.emit wires them."""
     f = {"links": 1, "stream_bits": stage.out_width}
@@ -252,7 +144,7 @@ def layer_features(graph: Graph, family: str) -> dict[str, dict]:
     from hw.emit import plan
 
     family = family_of(family)
-    stages = plan(_planable(graph))
+    stages = plan(graph.model_copy(update={"layers": [l.as_estimated() for l in graph.layers]}))
     out = {}
     for i, st in enumerate(stages):
         link = _link(st, stages[i + 1]) if i + 1 < len(stages) else None
@@ -263,15 +155,8 @@ def layer_features(graph: Graph, family: str) -> dict[str, dict]:
 def block_features(module: str, p: dict, family: str, link: tuple[dict, list[Memory]] | None = None) -> dict:
     """One RTL block (and the link after it): {"features", "brams", "bram_bits", "dsps", "memories"}, its
     memories placed for the family (memories in logic become features)."""
-    dsps = 0
-    if module == "pqhw_mvau":
-        f, mems, dsps = _mvau(p, family == "ecp5")
-    elif module == "pqhw_xnor_unrolled":
-        f, mems = _xnor_unrolled(p)
-    elif module == "pqhw_threshold":
-        f, mems = _threshold(p)
-    else:
-        f, mems = _label_select(p), []
+    f, mems, dsps = kinds.for_module(module).features(module, p, family)
+    mems = list(mems)
     if link is not None:
         _add(f, link[0])
         mems += link[1]
@@ -283,17 +168,6 @@ def block_features(module: str, p: dict, family: str, link: tuple[dict, list[Mem
             f[key] = f.get(key, 0) + placed.pop(key)
     return {"features": f, "brams": placed["brams"], "bram_bits": placed["bram_bits"], "dsps": dsps,
             "memories": [vars(m) for m in mems]}
-
-
-def _planable(graph: Graph) -> Graph:
-    """Codebook weight memories are estimated as ROMs of their packed codes (5 bits per 3 weights)."""
-    if not any(isinstance(l, MVAU) and l.weight_memory == "codebook" for l in graph.layers):
-        return graph
-    g = graph.model_copy(deep=True)
-    for l in g.layers:
-        if isinstance(l, MVAU) and l.weight_memory == "codebook":
-            l.weight_memory = "rom"
-    return g
 
 
 def linear(coeffs: dict, features: dict) -> float:
@@ -308,6 +182,7 @@ def estimate_graph(graph: Graph, family: str, board: str | None = None) -> dict:
     family = family_of(board or family)
     c = COEFFS[family]
     layers = {}
+    by_name = {l.name: l for l in graph.layers}
     total = {k: 0.0 for k in RESOURCES}
     for name, lf in layer_features(graph, family).items():
         f = lf["features"]
@@ -315,8 +190,7 @@ def estimate_graph(graph: Graph, family: str, board: str | None = None) -> dict:
         row = {"luts": round(linear(c["luts"], f) + CELLS_PER_FF.get(family, 0.0) * ffs), "ffs": round(ffs),
                "brams": lf["brams"],
                "dsps": lf["dsps"], "bram_bits": lf["bram_bits"]}
-        if isinstance(_layer(graph, name), MVAU):
-            row["weight_memory"] = _layer(graph, name).weight_memory
+        row.update(by_name[name].estimate_notes())
         layers[name] = {**row, "features": {k: round(v, 2) for k, v in f.items()}}
         _add(total, {k: row[k] for k in RESOURCES})
     top = {"luts": c["luts"].get("one", 0.0), "ffs": c["ffs"].get("one", 0.0)}
@@ -328,10 +202,6 @@ def estimate_graph(graph: Graph, family: str, board: str | None = None) -> dict:
     if board:
         doc = {"family": family, "board": board, **{k: v for k, v in doc.items() if k != "family"}}
     return doc
-
-
-def _layer(graph: Graph, name: str):
-    return next(l for l in graph.layers if l.name == name)
 
 
 def estimate_total(graph: Graph, family: str) -> dict:

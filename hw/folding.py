@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 from common.errors import UserError
-from hw.ir import MVAU, Graph
+from hw.ir import Graph
+from hw.kinds.mvau import MVAU
 
 
 def divisors(n: int) -> list[int]:

@@ -1,6 +1,7 @@
-"""Per-layer RTL parameters and memory images: the one place that maps an hw.ir layer onto the
-parameters of its hand-written module (hw/rtl). The emitter and the block testbenches both use it, so a
-block proven in its own testbench is instantiated the same way in a generated accelerator.
+"""Helpers every layer kind uses to describe its RTL block: stream element formats, packing, memory images,
+threshold tables, sized literals. Each kind's `rtl()` (hw/kinds) maps the layer onto its block's
+parameters with these; the emitter and the block testbenches both call it, so a block proven in its own
+testbench is instantiated the same way in a generated accelerator.
 
 Streams between layers carry elements in a `Fmt` (bits, signed). Accumulators are sized from the exact
 reachable range of each layer (weights and input range), never from the declared acc_dtype: FINN can
@@ -15,13 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.errors import UserError
-from hw.ir import MVAU, LabelSelect, Threshold, dtype_bits, dtype_signed
-from common import codebook
+from common.dtypes import dtype_bits, dtype_signed
 
-MODES = {"xnor": 0, "ternary": 1, "int": 2}
 STYLE_CONST, STYLE_ROM = 0, 1
-# "auto" bakes weights into logic when the layer is fully unrolled or its weights are this small.
-AUTO_CONST_MAX_BITS = 4096
 
 
 @dataclass(frozen=True)
@@ -96,70 +93,9 @@ def sv_param(value) -> str:
     return str(int(value))
 
 
-def acc_range(layer: MVAU, in_fmt: Fmt) -> tuple[int, int]:
-    """Smallest and largest accumulator any input in in_fmt's range can produce, over all rows."""
-    if layer.mode == "xnor":
-        return 0, layer.mw
-    w = layer.weight_array()
-    hi_terms = np.maximum(w * in_fmt.lo, w * in_fmt.hi)
-    lo_terms = np.minimum(w * in_fmt.lo, w * in_fmt.hi)
-    return int(lo_terms.sum(axis=1).min()), int(hi_terms.sum(axis=1).max())
-
-
-def weight_fmt(layer: MVAU) -> Fmt:
-    if layer.mode == "xnor":
-        return Fmt(1, False)
-    if layer.mode == "ternary":
-        return Fmt(2, True)
-    return dtype_fmt(layer.weight_dtype)
-
-
-def check_weights(layer: MVAU, wf: Fmt) -> None:
-    w = layer.weight_array()
-    lo, hi = (0, 1) if layer.mode == "xnor" else (-1, 1) if layer.mode == "ternary" else (wf.lo, wf.hi)
-    if w.size and (w.min() < lo or w.max() > hi):
-        raise UserError(f"layer {layer.name}: weights span [{w.min()}, {w.max()}], mode {layer.mode} "
-                        f"with {layer.weight_dtype} accepts [{lo}, {hi}]")
-    if layer.mode == "int" and not 1 <= wf.bits <= 8:
-        raise UserError(f"layer {layer.name}: integer weights of {wf.bits} bits are not implemented; accepted 1..8")
-
-
 def check_folding(name: str, total: int, fold: int, what: str) -> None:
     if fold < 1 or total % fold:
         raise UserError(f"layer {name}: {what}={fold} must divide {total}")
-
-
-def weight_style(layer: MVAU, wbits: int) -> int:
-    if layer.weight_memory == "codebook":
-        if layer.mode != "ternary":
-            raise UserError(f"layer {layer.name}: weight_memory 'codebook' stores ternary weights; this layer is "
-                            f"{layer.mode} (accepted for it: auto, const, rom)")
-        return STYLE_ROM
-    if layer.weight_memory == "const":
-        return STYLE_CONST
-    if layer.weight_memory == "rom":
-        return STYLE_ROM
-    unrolled = layer.pe == layer.mh and layer.simd == layer.mw
-    return STYLE_CONST if unrolled or layer.mh * layer.mw * wbits <= AUTO_CONST_MAX_BITS else STYLE_ROM
-
-
-def tree_fanin(product_bits: int) -> int:
-    """Terms added per adder-tree stage: wide for 1-bit popcounts, narrower as products grow, so each
-    registered stage stays a few LUT levels deep."""
-    return 16 if product_bits <= 2 else 8 if product_bits <= 4 else 2
-
-
-def codebook_words(w: np.ndarray, pe: int, simd: int) -> tuple[list[int], int]:
-    """Weight words of 5-bit codes (common.codebook): per lane the SIMD weights of one column fold,
-    zero-padded to a multiple of three, lane p code g at bit (p*CG + g)*5. Returns (words, word width)."""
-    nf, sf = w.shape[0] // pe, w.shape[1] // simd
-    cg = codebook.groups_per_row(simd)
-    words = []
-    for n in range(nf):
-        for s in range(sf):
-            codes = codebook.encode_rows(w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd])
-            words.append(pack(codes.ravel(), codebook.CODE_BITS))
-    return words, pe * cg * codebook.CODE_BITS
 
 
 @dataclass
@@ -188,7 +124,7 @@ def _threshold_words(t: np.ndarray, lo: int, hi: int, pe: int, th_bits: int, sha
     return rows, pe * nt * th_bits
 
 
-def _activation(name: str, t: np.ndarray | None, bias: int, out_dtype: str, lo: int, hi: int, pe: int,
+def activation_params(name: str, t: np.ndarray | None, bias: int, out_dtype: str, lo: int, hi: int, pe: int,
                 val_fmt: Fmt) -> tuple[dict, list[int], int, Fmt]:
     """Threshold parameters shared by the MVAU and the standalone unit: (params, words, width, out fmt)."""
     if t is None:
@@ -207,100 +143,6 @@ def _activation(name: str, t: np.ndarray | None, bias: int, out_dtype: str, lo: 
     return params, words, width, out
 
 
-def mvau_rtl(layer: MVAU, in_fmt: Fmt, prefix: str) -> LayerRTL:
-    """Parameters of pqhw_mvau for one layer (pqhw_xnor_unrolled for a fully unrolled xnor layer with
-    constant weights); memory files named prefix_w.memh / prefix_t.memh."""
-    check_folding(layer.name, layer.mw, layer.simd, "simd")
-    check_folding(layer.name, layer.mh, layer.pe, "pe")
-    if layer.num_vectors != 1:
-        raise UserError(f"layer {layer.name}: num_vectors={layer.num_vectors} (convolution) is not implemented; "
-                        f"accepted 1")
-    wf = weight_fmt(layer)
-    check_weights(layer, wf)
-    if layer.mode == "xnor" and in_fmt != Fmt(1, False):
-        raise UserError(f"layer {layer.name}: xnor mode needs BINARY inputs, got {in_fmt.bits}-bit elements")
-    if layer.mode == "int" and in_fmt.bits > 8:
-        raise UserError(f"layer {layer.name}: integer mode takes inputs of 1..8 bits, got {in_fmt.bits}")
-    lo, hi = acc_range(layer, in_fmt)
-    acc = Fmt(max(1, layer.mw.bit_length()), False) if layer.mode == "xnor" else fmt_for_range(lo, hi)
-    style = weight_style(layer, wf.bits)
-    pe, simd, sf, nf = layer.pe, layer.simd, layer.mw // layer.simd, layer.mh // layer.pe
-    w = layer.weight_array()
-    coded = layer.weight_memory == "codebook"
-    if coded:
-        wwords, wwidth = codebook_words(w, pe, simd)
-    else:
-        wwidth = pe * simd * wf.bits
-        wwords = [pack(w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd], wf.bits) for n in range(nf) for s in range(sf)]
-    product_bits = {"xnor": 2, "ternary": in_fmt.bits + 1, "int": in_fmt.bits + wf.bits + 1}[layer.mode]
-    act, twords, twidth, out = _activation(layer.name, layer.threshold_array(), layer.threshold_bias,
-                                           layer.output_dtype, lo, hi, pe, acc)
-    params = {
-        "MODE": MODES[layer.mode], "MW": layer.mw, "MH": layer.mh, "SIMD": simd, "PE": pe,
-        "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed), "W_BITS": wf.bits, "W_SIGNED": int(wf.signed),
-        "ACC_BITS": acc.bits, "ACC_SIGNED": int(acc.signed), "MEM_STYLE": style, "W_CODEBOOK": int(coded),
-        "FANIN": tree_fanin(product_bits), **act,
-    }
-    files = {}
-    if style == STYLE_CONST:
-        params["W_INIT"] = const_literal(wwords, wwidth)
-        if twords:
-            params["T_INIT"] = const_literal(twords, twidth)
-    else:
-        files[f"{prefix}_w.memh"] = memh(wwords, wwidth)
-        params["W_FILE"] = f"{prefix}_w.memh"
-        if twords:
-            files[f"{prefix}_t.memh"] = memh(twords, twidth)
-            params["T_FILE"] = f"{prefix}_t.memh"
-    if unrolled_xnor(params):
-        keep = ("MW", "MH", "ACC_BITS", "NT", "TH_SHARED", "TH_BITS", "BIAS", "OUT_BITS", "W_INIT", "T_INIT")
-        return LayerRTL("pqhw_xnor_unrolled", {k: params[k] for k in keep if k in params}, files, in_fmt, simd,
-                        out, pe)
-    return LayerRTL("pqhw_mvau", params, files, in_fmt, simd, out, pe)
-
-
-def unrolled_xnor(params: dict) -> bool:
-    """pqhw_xnor_unrolled takes the layer: xnor, fully unrolled (PE = MH, SIMD = MW), weights as constants.
-    It shares each group of four inputs' popcount between all neurons with the same weight pattern."""
-    return (params["MODE"] == MODES["xnor"] and params["PE"] == params["MH"] and params["SIMD"] == params["MW"]
-            and params["MEM_STYLE"] == STYLE_CONST and not params["W_CODEBOOK"] and params["ACC_BITS"] <= 32)
-
-
-def threshold_rtl(layer: Threshold, in_fmt: Fmt, prefix: str, style: int = STYLE_CONST) -> LayerRTL:
-    check_folding(layer.name, layer.channels, layer.pe, "pe")
-    if layer.num_vectors != 1:
-        raise UserError(f"layer {layer.name}: num_vectors={layer.num_vectors} is not implemented; accepted 1")
-    t = layer.threshold_array()
-    if t.ndim != 2 or t.shape[0] not in (1, layer.channels):
-        raise UserError(f"layer {layer.name}: thresholds are {t.shape}, expected (1 or {layer.channels}, T)")
-    act, words, width, out = _activation(layer.name, t, layer.threshold_bias, layer.output_dtype,
-                                         in_fmt.lo, in_fmt.hi, layer.pe, in_fmt)
-    params = {"CH": layer.channels, "PE": layer.pe, "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed),
-              "MEM_STYLE": style, **{k: v for k, v in act.items()}}
-    files = {}
-    if style == STYLE_CONST:
-        params["T_INIT"] = const_literal(words, width)
-    else:
-        files[f"{prefix}_t.memh"] = memh(words, width)
-        params["T_FILE"] = f"{prefix}_t.memh"
-    return LayerRTL("pqhw_threshold", params, files, in_fmt, layer.pe, out, layer.pe)
-
-
-def label_select_rtl(layer: LabelSelect, in_fmt: Fmt) -> LayerRTL:
-    check_folding(layer.name, layer.channels, layer.pe, "pe")
-    if layer.k != 1:
-        raise UserError(f"layer {layer.name}: label select with k={layer.k} is not implemented; accepted k=1")
-    out_bits = max(1, (layer.channels - 1).bit_length())
-    params = {"CH": layer.channels, "PE": layer.pe, "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed),
-              "OUT_BITS": out_bits}
-    return LayerRTL("pqhw_label_select", params, {}, in_fmt, layer.pe, Fmt(out_bits, False), 1)
-
-
 def layer_rtl(layer, in_fmt: Fmt, prefix: str) -> LayerRTL:
-    if isinstance(layer, MVAU):
-        return mvau_rtl(layer, in_fmt, prefix)
-    if isinstance(layer, Threshold):
-        return threshold_rtl(layer, in_fmt, prefix)
-    if isinstance(layer, LabelSelect):
-        return label_select_rtl(layer, in_fmt)
-    raise UserError(f"layer {layer.name}: kind {layer.kind!r} has no RTL block")
+    """The block of any layer kind for input elements in `in_fmt`."""
+    return layer.rtl(in_fmt, prefix)

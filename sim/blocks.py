@@ -1,6 +1,7 @@
 """Run one hand-written block on one hw.ir layer (or a plain stream) in simulation; used by the block tests.
 
-The layer's RTL parameters come from hw.layer_rtl, exactly as in a generated accelerator.
+The layer's RTL parameters come from its kind (hw/kinds), exactly as in a generated accelerator; the
+testbench too (the kind's `testbench`).
 """
 from __future__ import annotations
 
@@ -9,11 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from hw.emit import module_sources
-from hw.ir import MVAU, LabelSelect, Threshold
-from hw.layer_rtl import Fmt, dtype_fmt, layer_rtl
+from hw.layer_rtl import Fmt, dtype_fmt
 from sim.runner import rtl_sources, run
-
-TESTBENCH = {MVAU: "tb_mvau", Threshold: "tb_threshold", LabelSelect: "tb_label_select"}
 
 
 def _timeout(frames: int, beats: int) -> int:
@@ -25,12 +23,12 @@ def run_layer_block(layer, x: np.ndarray, sim: str, build_root: Path, run_dir: P
                     in_fmt: Fmt | None = None) -> dict:
     """Simulate one layer's block on inputs x [N, in_channels]; returns the testbench result."""
     in_fmt = in_fmt or dtype_fmt(layer.input_dtype)
-    rtl = layer_rtl(layer, in_fmt, "blk")
+    rtl = layer.rtl(in_fmt, "blk")
     beats = max(rtl.params.get("MH", 1) // layer.pe * rtl.params.get("MW", 1) // rtl.in_n,
                 layer.in_channels // rtl.in_n)
     cfg = {"layer": layer.model_dump(), "x": np.asarray(x).tolist(), "in_bits": in_fmt.bits,
            "out_bits": rtl.out_fmt.bits, "seed": seed, "timeout_cycles": _timeout(len(x), beats)}
-    return run(sim, rtl.module, rtl_sources(*module_sources(rtl.module)), rtl.params, TESTBENCH[type(layer)],
+    return run(sim, rtl.module, rtl_sources(*module_sources(rtl.module)), rtl.params, layer.testbench,
                build_root, run_dir, cfg, rtl.files, seed)
 
 

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw.ir import MVAU, Graph, LabelSelect, Threshold, dtype_range
-from hw.layer_rtl import acc_range, dtype_fmt, fmt_for_range
+from hw.ir import Graph, dtype_range
+
+from hw.kinds.mvau import MVAU
+
+from hw.kinds.label_select import LabelSelect
+
+from hw.kinds.threshold import Threshold
+from hw.layer_rtl import dtype_fmt, fmt_for_range
+from hw.kinds.mvau import acc_range
 
 
 def random_weights(rng, mode: str, mh: int, mw: int, weight_dtype: str) -> np.ndarray:

@@ -3,7 +3,7 @@ import cocotb
 import numpy as np
 
 from sim.axis import check_stream, load_config, to_beats
-from hw.ir import LabelSelect
+from hw.kinds.label_select import LabelSelect
 from hw.reference import run_layer
 
 

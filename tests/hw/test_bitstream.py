@@ -146,15 +146,16 @@ def test_parse_report_counts_family_cells():
 
 def compiled_dir(tmp_path: Path) -> Path:
     """A directory laid out like `pqhw compile` output: graph.json and rtl/ with the top `pqhw_top`."""
-    from hw.ir import Graph, LabelSelect
-    from hw.layer_rtl import dtype_fmt, label_select_rtl
+    from hw.ir import Graph
+    from hw.kinds.label_select import LabelSelect
+    from hw.layer_rtl import dtype_fmt
 
     graph = Graph(input_dtype="INT4", input_shape=[10],
                   layers=[LabelSelect(name="top1", channels=10, pe=2, input_dtype="INT4", output_dtype="UINT4")])
     hw_dir = tmp_path / "hw"
     (hw_dir / "rtl").mkdir(parents=True)
     graph.save(hw_dir / "graph.json")
-    rtl = label_select_rtl(graph.layers[0], dtype_fmt("INT4"))
+    rtl = graph.layers[0].rtl(dtype_fmt("INT4"), "ls")
     params = ", ".join(f".{k}({v})" for k, v in rtl.params.items())
     (hw_dir / "rtl" / "pqhw_top.sv").write_text(f"""`default_nettype none
 module pqhw_top (input wire clk, input wire rst,

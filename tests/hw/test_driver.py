@@ -9,7 +9,9 @@ from click.testing import CliRunner
 from hw.board_top import HEADER
 from hw.driver import SerialPort, classify, cli, encode_frame, images_to_inputs
 from common.errors import UserError
-from hw.ir import MVAU, Graph, LabelSelect
+from hw.ir import Graph
+from hw.kinds.mvau import MVAU
+from hw.kinds.label_select import LabelSelect
 from hw.reference import run_graph
 
 

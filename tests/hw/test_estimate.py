@@ -6,10 +6,13 @@ import pytest
 
 from boards.registry import Resources, get_board
 from common.errors import UserError
-from hw.estimate import (FAMILIES, Memory, bram_blocks, estimate_graph, estimate_total, family_of, place_memory)
+from hw.estimate import FAMILIES, bram_blocks, estimate_graph, estimate_total, family_of, place_memory
+from hw.resources import Memory
 from hw.folding import (HEADROOM, divisors, expected_cycles_per_frame, fold_for_board, fold_for_cycles,
                         layer_options, reachable_cycles)
-from hw.ir import MVAU, Graph, LabelSelect
+from hw.ir import Graph
+from hw.kinds.mvau import MVAU
+from hw.kinds.label_select import LabelSelect
 
 
 def _graph(mh=16, mw=16, mode="int"):
@@ -210,13 +213,13 @@ def test_unrolled_xnor_layer_estimate_follows_synthesis(tmp_path):
 
 def test_unrolled_xnor_partials_are_shared_between_equal_weight_patterns():
     """Neurons with the same weights share every partial: the estimate grows with distinct patterns only."""
-    from hw.estimate import _xnor_unrolled
+    from hw.kinds.mvau import xnor_unrolled_features
 
     def params(rows):
         bits = sum(int(b) << (n * 16 + s) for n, row in enumerate(rows) for s, b in enumerate(row))
         return {"MW": 16, "MH": len(rows), "NT": 0, "OUT_BITS": 5, "W_INIT": f"{16 * len(rows)}'h{bits:x}"}
 
-    same = _xnor_unrolled(params([[1, 0] * 8] * 8))[0]["unrolled_bits"]
-    two = _xnor_unrolled(params([[1, 0] * 8] * 4 + [[0, 1] * 8] * 4))[0]["unrolled_bits"]
+    same = xnor_unrolled_features(params([[1, 0] * 8] * 8))[0]["unrolled_bits"]
+    two = xnor_unrolled_features(params([[1, 0] * 8] * 4 + [[0, 1] * 8] * 4))[0]["unrolled_bits"]
     tree = 8 * (2 * 4 + 1 * 5)  # per neuron: two 4-bit sums of two partials, one 5-bit sum of those
     assert same == 3 * 4 + tree and two == 3 * 8 + tree

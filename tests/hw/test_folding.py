@@ -4,7 +4,9 @@ import pytest
 
 from common.errors import UserError
 from hw.folding import apply_folding_file, expected_cycles_per_frame, fold_for_cycles, fold_for_fps, layer_cycles
-from hw.ir import MVAU, Graph, LabelSelect
+from hw.ir import Graph
+from hw.kinds.mvau import MVAU
+from hw.kinds.label_select import LabelSelect
 
 
 def _graph():

@@ -3,8 +3,15 @@ import math
 import numpy as np
 import pytest
 
-from hw.ir import MVAU, Graph, LabelSelect, dtype_range, smallest_dtype
-from hw.reference import label_select, multithreshold, mvau_accumulate, run_graph
+from hw.ir import Graph, dtype_range, smallest_dtype
+
+from hw.kinds.mvau import MVAU
+
+from hw.kinds.label_select import LabelSelect
+from hw.reference import run_graph
+from hw.kinds.label_select import label_select
+from hw.kinds.threshold import multithreshold
+from hw.kinds.mvau import mvau_accumulate
 
 
 def test_multithreshold_counts_thresholds_reached_plus_bias():

@@ -2,7 +2,11 @@
 import pytest
 import torch
 
-from hw.ir import MVAU, Graph, LabelSelect
+from hw.ir import Graph
+
+from hw.kinds.mvau import MVAU
+
+from hw.kinds.label_select import LabelSelect
 from quant import cost
 from quant.config import ModelConfig
 from quant.djpq_net import DJPQNet

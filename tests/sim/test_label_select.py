@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from hw.ir import LabelSelect
+from hw.kinds.label_select import LabelSelect
 from sim.blocks import run_layer_block
 
 pytestmark = pytest.mark.sim

@@ -39,21 +39,21 @@ def test_threshold_sweep(channels, pe, in_dt, nt, sim, tmp_path, build_root):
 def test_unsorted_thresholds_are_counted_not_decoded(tmp_path, build_root):
     """Rows that are not non-decreasing cannot use the thermometer decode: the unit adds the flags instead,
     and the result still equals the reference."""
-    from hw.layer_rtl import Fmt, threshold_rtl
+    from hw.layer_rtl import Fmt
 
     rng = np.random.default_rng(7)
     layer = graphs.threshold(rng, "t", 4, 2, "INT4", 5)
     rows = np.array(layer.thresholds)[:, ::-1].copy()  # descending: still a valid MultiThreshold
     rows[:, 0] += 1                                     # and not all equal
     layer = layer.model_copy(update={"thresholds": rows.tolist()})
-    assert threshold_rtl(layer, Fmt(4, True), "t").params["TH_SORTED"] == 0
+    assert layer.rtl(Fmt(4, True), "t").params["TH_SORTED"] == 0
     x = np.vstack([graphs.random_inputs(rng, "INT4", 12, 4), np.full((1, 4), -8), np.full((1, 4), 7)])
     res = run_layer_block(layer, x, "icarus", build_root, tmp_path, seed=4)
     assert res["mismatches"] == 0 and res["frames"] == 14
 
 
 def test_sorted_thresholds_are_decoded(tmp_path):
-    from hw.layer_rtl import Fmt, threshold_rtl
+    from hw.layer_rtl import Fmt
 
     layer = graphs.threshold(np.random.default_rng(8), "t", 4, 2, "INT4", 5)
-    assert threshold_rtl(layer, Fmt(4, True), "t").params["TH_SORTED"] == 1
+    assert layer.rtl(Fmt(4, True), "t").params["TH_SORTED"] == 1

@@ -5,8 +5,9 @@ import pytest
 
 from hw.board_top import HEADER, RTL_DIR, WRAPPER_RTL, render_board_top, stream_shape
 from hw.driver import encode_frame
-from hw.ir import Graph, LabelSelect, dtype_range
-from hw.layer_rtl import dtype_fmt, label_select_rtl
+from hw.ir import Graph, dtype_range
+from hw.kinds.label_select import LabelSelect
+from hw.layer_rtl import dtype_fmt
 from hw.reference import run_graph
 from sim.runner import run
 
@@ -44,7 +45,7 @@ def simulate(tmp_path, build_root, sim: str, graph: Graph, n: int, seed: int, co
     rng = np.random.default_rng(seed)
     shape = stream_shape(graph)
     layer = graph.layers[0]
-    rtl = label_select_rtl(layer, dtype_fmt(graph.input_dtype))
+    rtl = layer.rtl(dtype_fmt(graph.input_dtype), "ls")
     top = tmp_path / "pqhw_board_top.sv"
     top.write_text(render_board_top(shape, clks_per_bit=CLKS_PER_BIT, clock_mhz=100, baud=12_500_000,
                                     title="simulation", accel_module=rtl.module, accel_params=rtl.params))

@@ -1,0 +1,379 @@
+"""`mvau`: matrix-vector-activation unit, FINN's MVAU: out[n, r] = act(acc[n, r]).
+
+acc = sum_k W[r, k] * x[n, k] (modes "ternary", "int") or acc = sum_k (W[r, k] == x[n, k]) (mode "xnor":
+popcount of XNOR on {0,1} codes of bipolar values). act is MultiThreshold when thresholds are present:
+y = #{i : acc >= T[r, i]} + threshold_bias, else the identity (y = acc in acc_dtype). The input vector
+arrives MW/SIMD beats of SIMD elements; the output leaves MH/PE beats of PE elements, row r = nf * PE + p in
+beat nf, lane p. Blocks: pqhw_mvau, and pqhw_xnor_unrolled for a fully unrolled xnor layer with constant
+weights (hw/rtl); testbench sim/tb_mvau.
+
+Accumulators are sized from the exact reachable range of each layer (weights and input range), never from
+the declared acc_dtype: FINN can report too narrow an accumulator for xnor layers.
+"""
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import model_validator
+
+from common import codebook
+from common.dtypes import dtype_bits, dtype_range, smallest_dtype
+from common.errors import UserError
+from hw.kinds.base import LayerKind, finn_ints, register
+from hw.kinds.threshold import multithreshold
+from hw.layer_rtl import (STYLE_CONST, STYLE_ROM, Fmt, LayerRTL, activation_params, check_folding, const_literal,
+                          dtype_fmt, fmt_for_range, memh, pack)
+from hw.resources import Memory, literal_int
+
+MODES = {"xnor": 0, "ternary": 1, "int": 2}
+# "auto" bakes weights into logic when the layer is fully unrolled or its weights are this small.
+AUTO_CONST_MAX_BITS = 4096
+MAX_BITS = 8  # the RTL's MVAU modes: binary, ternary, and integers of 2..8 bits
+
+
+def mvau_accumulate(x: np.ndarray, weights: np.ndarray, mode: str) -> np.ndarray:
+    """Accumulators [N, MH] for inputs [N, MW]; xnor counts positions where weight code == input code."""
+    x = np.asarray(x, dtype=np.int64)
+    w = np.asarray(weights, dtype=np.int64)
+    if mode == "xnor":
+        return (x[:, None, :] == w[None, :, :]).sum(axis=-1, dtype=np.int64)
+    return x @ w.T
+
+
+def exact_acc_range(mode: str, w: np.ndarray, in_dtype: str) -> tuple[int, int]:
+    """Exact accumulator range over every input the datatype allows (per row, then the widest row)."""
+    if mode == "xnor":
+        return 0, int(w.shape[1])
+    lo_x, hi_x = dtype_range(in_dtype)
+    lo = np.minimum(w * lo_x, w * hi_x).sum(axis=1)
+    hi = np.maximum(w * lo_x, w * hi_x).sum(axis=1)
+    return int(lo.min()), int(hi.max())
+
+
+@register
+class MVAU(LayerKind):
+    kind: Literal["mvau"] = "mvau"
+    mode: Literal["xnor", "ternary", "int"]
+    mh: int
+    mw: int
+    simd: int = 1
+    num_vectors: int = 1
+    input_dtype: str
+    weight_dtype: str
+    acc_dtype: str
+    output_dtype: str
+    weights: list[list[int]]
+    thresholds: list[list[int]] | None = None
+    threshold_bias: int = 0
+    weight_memory: Literal["auto", "const", "rom", "codebook"] = "auto"
+
+    finn_ops: ClassVar[tuple[str, ...]] = ("MVAU",)
+    rtl_modules: ClassVar[dict[str, list[str]]] = {
+        "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
+        "pqhw_xnor_unrolled": ["pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
+    }
+    testbench: ClassVar[str] = "tb_mvau"
+    computes: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _check(self):
+        w = np.asarray(self.weights)
+        if w.shape != (self.mh, self.mw):
+            raise ValueError(f"{self.name}: weights are {w.shape}, expected ({self.mh}, {self.mw})")
+        if self.thresholds is not None:
+            t = np.asarray(self.thresholds)
+            if t.ndim != 2 or t.shape[0] not in (1, self.mh):
+                raise ValueError(f"{self.name}: thresholds are {t.shape}, expected (1 or {self.mh}, T)")
+        return self
+
+    @classmethod
+    def from_finn(cls, model, node, attrs: dict, prev_dtype: str | None) -> "MVAU":
+        w_dt = attrs["weightDataType"]
+        in_dt = attrs["inputDataType"]
+        for what, dt in (("weights", w_dt), ("inputs", in_dt)):
+            if dtype_bits(dt) > MAX_BITS:
+                raise UserError(f"node {node.name} (MVAU): {what} are {dt}; the hardware takes binary, ternary and "
+                                f"integers of 2..{MAX_BITS} bits (quantize this layer to at most {MAX_BITS} bits)")
+        # FINN stores the weight matrix as [MW, MH] (the MatMul parameter); the graph uses rows = outputs.
+        w = finn_ints(model.get_initializer(node.input[1]), f"{node.name} weights").T
+        if attrs.get("binaryXnorMode", 0):
+            mode = "xnor"
+            w_dt = "BINARY"
+        elif np.isin(w, (-1, 0, 1)).all():
+            mode, w_dt = "ternary", "INT2"
+        else:
+            mode = "int"
+        lo, hi = exact_acc_range(mode, w, in_dt)
+        acc_dt = smallest_dtype(lo, hi)
+        thresholds, bias, out_dt = None, 0, acc_dt
+        if not attrs.get("noActivation", 0):
+            t = finn_ints(model.get_initializer(node.input[2]), f"{node.name} thresholds")
+            thresholds = np.clip(t, lo, hi + 1).tolist()  # beyond the accumulator's reach they never change y
+            bias = int(attrs.get("ActVal", 0))
+            out_dt = attrs["outputDataType"]
+            if out_dt == "BIPOLAR":
+                raise UserError(f"node {node.name} (MVAU): BIPOLAR outputs are not supported; accepted: "
+                                "BINARY, INTn, UINTn")
+        return cls(name=node.name, mode=mode, mh=int(attrs["MH"]), mw=int(attrs["MW"]), pe=int(attrs["PE"]),
+                    simd=int(attrs["SIMD"]), input_dtype=in_dt, weight_dtype=w_dt, acc_dtype=acc_dt,
+                    output_dtype=out_dt, weights=w.tolist(), thresholds=thresholds, threshold_bias=bias)
+
+    def weight_array(self) -> np.ndarray:
+        return np.asarray(self.weights, dtype=np.int64)
+
+    def threshold_array(self) -> np.ndarray | None:
+        return None if self.thresholds is None else np.asarray(self.thresholds, dtype=np.int64)
+
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        acc = mvau_accumulate(x, self.weight_array(), self.mode)
+        t = self.threshold_array()
+        return acc if t is None else multithreshold(acc, t, self.threshold_bias)
+
+    @property
+    def stream_dtype(self) -> str:
+        return self.acc_dtype if self.thresholds is None else self.output_dtype
+
+    def costs(self) -> dict:
+        """Bits and bit operations (paper 001, eq. 16): xnor counts 1x1-bit, ternary 2-bit weights."""
+        w_bits = {"xnor": 1, "ternary": 2}.get(self.mode) or dtype_bits(self.weight_dtype)
+        a_bits = 1 if self.mode == "xnor" else dtype_bits(self.input_dtype)
+        macs = self.mh * self.mw * self.num_vectors
+        return {"weight_bits": w_bits, "act_bits": a_bits, "macs": macs, "bops": macs * w_bits * a_bits}
+
+    @property
+    def in_channels(self) -> int:
+        return self.mw
+
+    @property
+    def out_channels(self) -> int:
+        return self.mh
+
+    @property
+    def in_fold(self) -> int:
+        return self.simd
+
+    def fold_totals(self) -> dict[str, int]:
+        return {"pe": self.mh, "simd": self.mw}
+
+    def cycles(self) -> int:
+        return (self.mh // self.pe) * (self.mw // self.simd) * self.num_vectors
+
+    def rtl(self, in_fmt: Fmt, prefix: str) -> LayerRTL:
+        """pqhw_mvau's parameters (pqhw_xnor_unrolled for a fully unrolled xnor layer with constant weights);
+        memory files named prefix_w.memh / prefix_t.memh."""
+        check_folding(self.name, self.mw, self.simd, "simd")
+        check_folding(self.name, self.mh, self.pe, "pe")
+        if self.num_vectors != 1:
+            raise UserError(f"layer {self.name}: num_vectors={self.num_vectors} (convolution) is not implemented; "
+                            f"accepted 1")
+        wf = weight_fmt(self)
+        check_weights(self, wf)
+        if self.mode == "xnor" and in_fmt != Fmt(1, False):
+            raise UserError(f"layer {self.name}: xnor mode needs BINARY inputs, got {in_fmt.bits}-bit elements")
+        if self.mode == "int" and in_fmt.bits > 8:
+            raise UserError(f"layer {self.name}: integer mode takes inputs of 1..8 bits, got {in_fmt.bits}")
+        lo, hi = acc_range(self, in_fmt)
+        acc = Fmt(max(1, self.mw.bit_length()), False) if self.mode == "xnor" else fmt_for_range(lo, hi)
+        style = weight_style(self, wf.bits)
+        pe, simd, sf, nf = self.pe, self.simd, self.mw // self.simd, self.mh // self.pe
+        w = self.weight_array()
+        coded = self.weight_memory == "codebook"
+        if coded:
+            wwords, wwidth = codebook_words(w, pe, simd)
+        else:
+            wwidth = pe * simd * wf.bits
+            wwords = [pack(w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd], wf.bits)
+                      for n in range(nf) for s in range(sf)]
+        product_bits = {"xnor": 2, "ternary": in_fmt.bits + 1, "int": in_fmt.bits + wf.bits + 1}[self.mode]
+        act, twords, twidth, out = activation_params(self.name, self.threshold_array(), self.threshold_bias,
+                                                   self.output_dtype, lo, hi, pe, acc)
+        params = {
+            "MODE": MODES[self.mode], "MW": self.mw, "MH": self.mh, "SIMD": simd, "PE": pe,
+            "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed), "W_BITS": wf.bits, "W_SIGNED": int(wf.signed),
+            "ACC_BITS": acc.bits, "ACC_SIGNED": int(acc.signed), "MEM_STYLE": style, "W_CODEBOOK": int(coded),
+            "FANIN": tree_fanin(product_bits), **act,
+        }
+        files = {}
+        if style == STYLE_CONST:
+            params["W_INIT"] = const_literal(wwords, wwidth)
+            if twords:
+                params["T_INIT"] = const_literal(twords, twidth)
+        else:
+            files[f"{prefix}_w.memh"] = memh(wwords, wwidth)
+            params["W_FILE"] = f"{prefix}_w.memh"
+            if twords:
+                files[f"{prefix}_t.memh"] = memh(twords, twidth)
+                params["T_FILE"] = f"{prefix}_t.memh"
+        if unrolled_xnor(params):
+            keep = ("MW", "MH", "ACC_BITS", "NT", "TH_SHARED", "TH_BITS", "BIAS", "OUT_BITS", "W_INIT", "T_INIT")
+            return LayerRTL("pqhw_xnor_unrolled", {k: params[k] for k in keep if k in params}, files, in_fmt, simd,
+                            out, pe)
+        return LayerRTL("pqhw_mvau", params, files, in_fmt, simd, out, pe)
+
+    @classmethod
+    def features(cls, module: str, p: dict, family: str) -> tuple[dict, list[Memory], int]:
+        if module == "pqhw_xnor_unrolled":
+            f, mems = xnor_unrolled_features(p)
+            return f, mems, 0
+        return mvau_features(p, family == "ecp5")
+
+    def weight_memories(self) -> tuple[str, ...]:
+        """Codebook memories hold ternary weights only (quant/codebook: 5-bit codes of three weights)."""
+        return ("auto", "const", "rom") + (("codebook",) if self.mode == "ternary" else ())
+
+    def as_estimated(self) -> "MVAU":
+        """Codebook weight memories are estimated as ROMs of their packed codes."""
+        return self.model_copy(update={"weight_memory": "rom"}) if self.weight_memory == "codebook" else self
+
+    def estimate_notes(self) -> dict:
+        return {"weight_memory": self.weight_memory}
+
+    def summary(self, p: dict) -> str:
+        if "MEM_STYLE" not in p:
+            return f"layer {self.name}, {p['MH']}x{p['MW']}, PE={p['MH']} SIMD={p['MW']}, weights const"
+        style = "const" if p["MEM_STYLE"] == 0 else "codebook rom" if p.get("W_CODEBOOK") else "rom"
+        return f"layer {self.name}, {p['MH']}x{p['MW']}, PE={p['PE']} SIMD={p['SIMD']}, weights {style}"
+
+    def report_row(self) -> dict:
+        return {"mode": self.mode, "mh": self.mh, "mw": self.mw, "simd": self.simd,
+                "weight_dtype": self.weight_dtype, "acc_dtype": self.acc_dtype, **self.costs()}
+
+
+def acc_range(layer: "MVAU", in_fmt: Fmt) -> tuple[int, int]:
+    """Smallest and largest accumulator any input in in_fmt's range can produce, over all rows."""
+    if layer.mode == "xnor":
+        return 0, layer.mw
+    w = layer.weight_array()
+    hi_terms = np.maximum(w * in_fmt.lo, w * in_fmt.hi)
+    lo_terms = np.minimum(w * in_fmt.lo, w * in_fmt.hi)
+    return int(lo_terms.sum(axis=1).min()), int(hi_terms.sum(axis=1).max())
+
+
+def weight_fmt(layer: "MVAU") -> Fmt:
+    if layer.mode == "xnor":
+        return Fmt(1, False)
+    if layer.mode == "ternary":
+        return Fmt(2, True)
+    return dtype_fmt(layer.weight_dtype)
+
+
+def check_weights(layer: "MVAU", wf: Fmt) -> None:
+    w = layer.weight_array()
+    lo, hi = (0, 1) if layer.mode == "xnor" else (-1, 1) if layer.mode == "ternary" else (wf.lo, wf.hi)
+    if w.size and (w.min() < lo or w.max() > hi):
+        raise UserError(f"layer {layer.name}: weights span [{w.min()}, {w.max()}], mode {layer.mode} "
+                        f"with {layer.weight_dtype} accepts [{lo}, {hi}]")
+    if layer.mode == "int" and not 1 <= wf.bits <= 8:
+        raise UserError(f"layer {layer.name}: integer weights of {wf.bits} bits are not implemented; accepted 1..8")
+
+
+def weight_style(layer: "MVAU", wbits: int) -> int:
+    if layer.weight_memory == "codebook":
+        if layer.mode != "ternary":
+            raise UserError(f"layer {layer.name}: weight_memory 'codebook' stores ternary weights; this layer is "
+                            f"{layer.mode} (accepted for it: auto, const, rom)")
+        return STYLE_ROM
+    if layer.weight_memory == "const":
+        return STYLE_CONST
+    if layer.weight_memory == "rom":
+        return STYLE_ROM
+    unrolled = layer.pe == layer.mh and layer.simd == layer.mw
+    return STYLE_CONST if unrolled or layer.mh * layer.mw * wbits <= AUTO_CONST_MAX_BITS else STYLE_ROM
+
+
+def tree_fanin(product_bits: int) -> int:
+    """Terms added per adder-tree stage: wide for 1-bit popcounts, narrower as products grow, so each
+    registered stage stays a few LUT levels deep."""
+    return 16 if product_bits <= 2 else 8 if product_bits <= 4 else 2
+
+
+def codebook_words(w: np.ndarray, pe: int, simd: int) -> tuple[list[int], int]:
+    """Weight words of 5-bit codes (common.codebook): per lane the SIMD weights of one column fold,
+    zero-padded to a multiple of three, lane p code g at bit (p*CG + g)*5. Returns (words, word width)."""
+    nf, sf = w.shape[0] // pe, w.shape[1] // simd
+    cg = codebook.groups_per_row(simd)
+    words = []
+    for n in range(nf):
+        for s in range(sf):
+            codes = codebook.encode_rows(w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd])
+            words.append(pack(codes.ravel(), codebook.CODE_BITS))
+    return words, pe * cg * codebook.CODE_BITS
+
+
+def unrolled_xnor(params: dict) -> bool:
+    """pqhw_xnor_unrolled takes the layer: xnor, fully unrolled (PE = MH, SIMD = MW), weights as constants.
+    It shares each group of four inputs' popcount between all neurons with the same weight pattern."""
+    return (params["MODE"] == MODES["xnor"] and params["PE"] == params["MH"] and params["SIMD"] == params["MW"]
+            and params["MEM_STYLE"] == STYLE_CONST and not params["W_CODEBOOK"] and params["ACC_BITS"] <= 32)
+
+
+# Resource features (hw.estimate prices them) -----------------------------------------------------------------
+def _lane_cost(p: dict) -> float:
+    """Bits of adder-tree leaves one PE x SIMD lane feeds in (as pqhw_mvau builds them): an XNOR bit; a
+    ternary term and its correction bit; an integer product's partial products (plus the signed weight's
+    correction)."""
+    if p["MODE"] == 0:
+        return 1.0
+    if p["MODE"] == 1:
+        return 2.0 * (p["IN_BITS"] + 1)
+    terms = p["W_BITS"] + (1 if p.get("W_SIGNED", 1) else 0)
+    return float(terms * (p["IN_BITS"] + p["W_BITS"] + 1))
+
+
+def mvau_features(p: dict, dsp_family: bool) -> tuple[dict, list[Memory], int]:
+    pe, simd, mw, mh = p["PE"], p["SIMD"], p["MW"], p["MH"]
+    sf, nf = mw // simd, mh // pe
+    nt, acc = p.get("NT", 0), p["ACC_BITS"]
+    th_words = 1 if p.get("TH_SHARED", 0) else nf
+    tw = (1 if p.get("TH_SHARED", 0) else pe) * max(nt, 1) * p.get("TH_BITS", 0)
+    ww = pe * simd * p["W_BITS"]
+    f = {"blocks": 1, "lanes": pe * simd * _lane_cost(p), "acc_bits": pe * acc,
+         "cmp_bits": pe * nt * p.get("TH_BITS", 0),
+         "stream_bits": simd * p["IN_BITS"] + pe * p["OUT_BITS"],
+         "reg_bits": simd * p["IN_BITS"] + 3 * pe * acc + 2 * math.ceil(math.log2(max(sf * nf, 2)))}
+    mems = []
+    rom = p.get("MEM_STYLE", 0) == 1
+    for role, width, depth in (("weights", ww, sf * nf), ("thresholds", tw if nt else 0, th_words)):
+        if not width:
+            continue
+        if rom:
+            mems.append(Memory(role, width, depth, rom=True))
+            f["reg_bits"] += width
+        elif depth > 1:
+            f["const_bits"] = f.get("const_bits", 0) + width * depth
+            f["reg_bits"] += width
+    if nf > 1:
+        mems.append(Memory("input_buffer", simd * p["IN_BITS"], sf, rom=False))
+    mems.append(Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 8), rom=False))
+    dsps = pe * simd if dsp_family and p["MODE"] == 2 and min(p["IN_BITS"], p["W_BITS"]) >= 3 else 0
+    return f, mems, dsps
+
+
+def xnor_unrolled_features(p: dict) -> tuple[dict, list[Memory]]:
+    """pqhw_xnor_unrolled as it elaborates: registered 3-bit partials, one per weight pattern a group of
+    four inputs uses (a pattern and its complement share one when there are thresholds), and each
+    neuron's exact-width adder tree; `unrolled_bits` counts the bits of both, which is about one LUT and
+    one flip-flop each (measured on all three families from 16x64 to 64x64)."""
+    mw, mh, nt = p["MW"], p["MH"], p.get("NT", 0)
+    weights = literal_int(p["W_INIT"])
+    groups = (mw + 3) // 4
+    levels = (groups - 1).bit_length()
+    comp = nt > 0 and groups > 1
+
+    def node_bits(k: int) -> int:
+        return math.ceil(math.log2((7 * min(1 << k, groups) if comp else min(4 << k, mw)) + 1))
+
+    partials = 0
+    for g in range(groups):
+        gs = min(4, mw - 4 * g)
+        used = set()
+        for n in range(mh):
+            pat = (weights >> (n * mw + 4 * g)) & ((1 << gs) - 1)
+            flip = comp and (g < groups - 1 or groups % 2 == 0) and pat >> (gs - 1) & 1
+            used.add(pat ^ ((1 << gs) - 1) if flip else pat)
+        partials += len(used)
+    tree = mh * sum(((groups + (1 << k) - 1) >> k) * node_bits(k) for k in range(1, levels + 1))
+    f = {"blocks": 1, "unrolled_bits": 3 * partials + tree, "stream_bits": mw + mh * p["OUT_BITS"]}
+    return f, [Memory("output_fifo", mh * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]
