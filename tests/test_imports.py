@@ -110,3 +110,29 @@ def test_no_import_cycle_inside_a_package(graph, pkg):
 def test_cycle_finder_finds_a_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_qonnx_execution_in_hw_does_not_load_torch():
+    """hw reads exported files: running a QONNX graph through hw's execution path must not pull in torch."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np
+from onnx import TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.basic import qonnx_make_model
+import hw.compile, hw.finn_flow
+from common.qonnx_exec import execute
+w = helper.make_tensor("w", TensorProto.FLOAT, [3, 2], [1, -1, 2, 0, 0, 3])
+node = helper.make_node("MatMul", ["x", "w"], ["y"])
+g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], initializer=[w])
+y = execute(ModelWrapper(qonnx_make_model(g)), np.array([[1, 2, 3], [0, 1, 0]]))
+assert y.tolist() == [[5, 8], [2, 0]], y
+print("torch" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
