@@ -260,7 +260,6 @@ def test_cnv_stops_at_its_first_conv(cli, tmp_path):
     assert not (tmp_path / "hw").exists()
 
 
-@pytest.mark.slow
 def test_real_tfc_1w1a(tmp_path):
     model = bnn_pynq("tfc_1w1a")
     graph, report = compiled(model, (1, 28, 28), "UINT8", tmp_path)
