@@ -100,3 +100,52 @@ def test_weights_wider_than_the_rtl_are_refused(tmp_path):
     with pytest.raises(UserError, match=r"weights are INT12; the hardware takes binary, ternary and integers of "
                                         r"2..8 bits"):
         compile_model(path, tmp_path / "out")
+
+
+class ForeignW1A1(nn.Module):
+    """Brevitas' own binary quantizers, no input quantizer: the first layer takes the BIPOLAR graph input."""
+
+    def __init__(self):
+        super().__init__()
+        from brevitas.quant import SignedBinaryActPerTensorConst, SignedBinaryWeightPerTensorConst
+
+        self.body = nn.Sequential(
+            qnn.QuantLinear(32, 48, bias=False, weight_quant=SignedBinaryWeightPerTensorConst),
+            nn.BatchNorm1d(48),
+            qnn.QuantIdentity(act_quant=SignedBinaryActPerTensorConst),
+            qnn.QuantLinear(48, 7, bias=False, weight_quant=SignedBinaryWeightPerTensorConst),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def test_foreign_w1a1_with_a_bipolar_input(tmp_path):
+    """The xnor rewrite re-declares a BIPOLAR graph input BINARY; the flow compares with (x + 1) / 2 from
+    there on, and the hardware takes those bits."""
+    from brevitas.export import export_qonnx
+    from qonnx.core.datatype import DataType
+
+    torch.manual_seed(2)
+    model = ForeignW1A1()
+    x = torch.randint(0, 2, (256, 32)).float() * 2 - 1
+    opt = torch.optim.Adam(model.parameters(), 0.01)
+    y = (x[:, :7] * torch.arange(1, 8)).argmax(1)
+    for _ in range(30):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    path = tmp_path / "w1a1.onnx"
+    export_qonnx(model, torch.zeros(1, 32), export_path=str(path))
+    m = load_model(path)
+    m.set_tensor_datatype(m.graph.input[0].name, DataType["BIPOLAR"])
+    m.save(str(path))
+    report = compile_model(path, tmp_path / "hw")
+    assert report["flow_steps"]["xnor_popcount"] == 64
+    graph = Graph.load(tmp_path / "hw" / "graph.json")
+    assert graph.input_dtype == "BINARY" and [l.mode for l in graph.layers[:2]] == ["xnor", "xnor"]
+    xs = np.random.default_rng(3).choice(np.array([-1, 1]), size=(300, 32))
+    want = classes_from_logits(brevitas_logits(model, xs))
+    assert len(np.unique(want)) > 1
+    assert np.array_equal(run_graph(graph, (xs + 1) // 2)[:, 0], want)
