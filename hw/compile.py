@@ -191,6 +191,10 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
         graph.save(staging / "graph.json")
         report = compile_report(graph, clock_mhz, finn_cycles, finn_luts)
         report.update(board=board, weight_memory=weight_memory, **_write_estimate(graph, board, staging, report))
+        # what the hardware's input stream holds: the model's input flattened in C order; a BIPOLAR input as
+        # bits (x + 1) / 2
+        report.update(model_input={"dtype": dt, "shape": shape},
+                      hw_input={"dtype": graph.input_dtype, "shape": graph.input_shape})
         report.update(model=str(model_path), flow_steps=record, reference_vs_finn_vectors=len(samples),
                       reference_vs_finn_mismatches=0, compile_seconds=round(time.perf_counter() - t0, 2))
         write_json(staging / "compile.json", report)

@@ -132,6 +132,7 @@ def test_leading_flatten_is_left_out_of_the_stream(tmp_path):
     model = MLP(in_quant=1)
     graph, report = compiled(model, (1, 4, 4), "UINT3", tmp_path)
     assert graph.input_shape == [16] and graph.input_dtype == "UINT3"
+    assert report["model_input"]["shape"] == [1, 4, 4] and report["hw_input"]["shape"] == [16]
     assert report["flow_steps"]["leading_flatten"] == 64
     assert [l.kind for l in graph.layers] == ["threshold", "mvau", "mvau", "label_select"]
     # the C-order flatten keeps the element order: the stream is x.reshape(N, 16) (a permuted stream is

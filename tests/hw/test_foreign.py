@@ -145,6 +145,8 @@ def test_foreign_w1a1_with_a_bipolar_input(tmp_path):
     assert report["flow_steps"]["xnor_popcount"] == 64
     graph = Graph.load(tmp_path / "hw" / "graph.json")
     assert graph.input_dtype == "BINARY" and [l.mode for l in graph.layers[:2]] == ["xnor", "xnor"]
+    assert report["model_input"] == {"dtype": "BIPOLAR", "shape": [32]}
+    assert report["hw_input"] == {"dtype": "BINARY", "shape": [32]}
     xs = np.random.default_rng(3).choice(np.array([-1, 1]), size=(300, 32))
     want = classes_from_logits(brevitas_logits(model, xs))
     assert len(np.unique(want)) > 1
