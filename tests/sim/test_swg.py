@@ -1,0 +1,173 @@
+"""pqhw_swg (sliding-window generator) against the reference, and the reference against FINN's own python
+execution of a ConvolutionInputGenerator node; the MVAU taking the window stream as num_vectors vectors.
+
+Block runs use Icarus by default plus Verilator runs of the harder cases; the slow sweep runs every case on
+both simulators.
+"""
+import numpy as np
+import pytest
+
+from hw.kinds.base import finn_attrs
+from hw.kinds.swg import SWG, out_dim
+from hw.layer_rtl import dtype_fmt
+from sim import graphs
+from sim.blocks import run_layer_block
+
+# (ifm_h, ifm_w, channels, simd, k_h, k_w, stride_h, stride_w, dtype)
+CASES = {
+    "k3_simd_lt_ch": (5, 6, 4, 2, 3, 3, 1, 1, "INT3"),
+    "k1": (3, 4, 3, 3, 1, 1, 1, 1, "UINT2"),
+    "k_eq_h": (4, 5, 2, 1, 4, 3, 1, 2, "BINARY"),
+    "stride2_trailing_row": (8, 8, 2, 2, 3, 3, 2, 2, "UINT4"),
+    "one_row": (1, 8, 2, 1, 1, 3, 1, 2, "INT2"),
+    "pool_like_k2_s2": (6, 4, 3, 3, 2, 2, 2, 2, "UINT3"),
+    "stride_gt_k": (7, 7, 1, 1, 2, 2, 3, 3, "INT4"),
+}
+
+
+def _layer(case: str) -> SWG:
+    h, w, c, simd, kh, kw, sh, sw, dt = CASES[case]
+    return SWG(name=case, ifm_h=h, ifm_w=w, channels=c, simd=simd, k_h=kh, k_w=kw, stride_h=sh, stride_w=sw,
+               input_dtype=dt, output_dtype=dt)
+
+
+def finn_swg(layer: SWG):
+    """A one-node FINN graph holding the ConvolutionInputGenerator that `layer` stands for."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    ishape = (1, layer.ifm_h, layer.ifm_w, layer.channels)
+    oshape = (1, layer.ofm_h, layer.ofm_w, layer.out_channels)
+    node = helper.make_node(
+        "ConvolutionInputGenerator", ["inp"], ["out"], domain="finn.custom_op.fpgadataflow",
+        backend="fpgadataflow", name="ConvolutionInputGenerator_0", ConvKernelDim=[layer.k_h, layer.k_w],
+        IFMChannels=layer.channels, IFMDim=[layer.ifm_h, layer.ifm_w], OFMDim=[layer.ofm_h, layer.ofm_w],
+        SIMD=layer.simd, Stride=[layer.stride_h, layer.stride_w], Dilation=[1, 1],
+        inputDataType=layer.input_dtype, outputDataType=layer.output_dtype, depthwise=layer.depthwise)
+    graph = helper.make_graph([node], "swg", [helper.make_tensor_value_info("inp", TensorProto.FLOAT, ishape)],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, oshape)])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_tensor_datatype("inp", DataType[layer.input_dtype])
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_reference_equals_finn_execution(case):
+    """FINN's python execution of the node (qonnx Im2Col) == the kind's reference, and from_finn reads the
+    node back into the same layer."""
+    from finn.core.onnx_exec import execute_onnx
+
+    layer = _layer(case).model_copy(update={"name": "ConvolutionInputGenerator_0"})
+    model = finn_swg(layer)
+    node = model.graph.node[0]
+    assert SWG.from_finn(model, node, finn_attrs(node), None) == layer
+    x = graphs.random_inputs(np.random.default_rng(1), layer.input_dtype, 3, layer.ifm_h * layer.ifm_w * layer.channels)
+    for row in x:
+        img = row.reshape(1, layer.ifm_h, layer.ifm_w, layer.channels).astype(np.float32)
+        finn = execute_onnx(model, {"inp": img})["out"]
+        assert finn.shape == (1, layer.ofm_h, layer.ofm_w, layer.out_channels)
+        assert np.array_equal(layer.reference(row[None]).ravel(), finn.ravel().astype(np.int64))
+
+
+def test_window_order_is_kh_kw_channel():
+    """One hand-made image: window (0, 1) of a 2x2 kernel is pixels (0,1), (0,2), (1,1), (1,2), channels inner."""
+    layer = SWG(name="s", ifm_h=2, ifm_w=3, channels=2, k_h=2, k_w=2, input_dtype="UINT8", output_dtype="UINT8")
+    img = np.arange(12).reshape(1, -1)  # pixel (r, c) channel ch = (r*3 + c)*2 + ch
+    y = layer.reference(img).reshape(layer.ofm_h * layer.ofm_w, -1)
+    assert y[1].tolist() == [2, 3, 4, 5, 8, 9, 10, 11]
+
+
+def test_from_finn_refuses_dilation():
+    from common.errors import UserError
+
+    model = finn_swg(_layer("k1"))
+    node = model.graph.node[0]
+    attrs = {**finn_attrs(node), "Dilation": [2, 2]}
+    with pytest.raises(UserError, match="dilation"):
+        SWG.from_finn(model, node, attrs, None)
+
+
+def test_fold_options_are_divisors_of_channels():
+    layer = _layer("k3_simd_lt_ch")
+    assert [o["simd"] for o in layer.fold_options()] == [1, 2, 4]
+    with pytest.raises(Exception, match="does not divide"):
+        layer.folded(simd=3)
+
+
+def _run(layer, tmp_path, build_root, sim="icarus", n=4, seed=1):
+    rng = np.random.default_rng(seed)
+    x = graphs.random_inputs(rng, layer.input_dtype, n, layer.ifm_h * layer.ifm_w * layer.channels)
+    res = run_layer_block(layer, x, sim, build_root, tmp_path, seed=seed)
+    assert res["mismatches"] == 0 and res["frames"] == n
+    return res
+
+
+def _check_rate(layer, res):
+    """Back to back without stalls, a frame takes the longer side (reading the image, writing the windows):
+    the line buffer fills the next frame's first rows while the last windows go out (measured: at most 3
+    cycles more, on a 4x5 image with a 4x3 window)."""
+    assert layer.cycles() <= res["cycles_per_frame"] <= layer.cycles() + max(4, 0.05 * layer.cycles()), res
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_swg_block(case, tmp_path, build_root):
+    layer = _layer(case)
+    res = _run(layer, tmp_path, build_root)
+    _check_rate(layer, res)
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("case", ["k3_simd_lt_ch", "stride2_trailing_row", "one_row"])
+def test_swg_block_verilator(case, tmp_path, build_root):
+    layer = _layer(case)
+    _check_rate(layer, _run(layer, tmp_path, build_root, sim="verilator", n=6, seed=2))
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", ["verilator", "icarus"])
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("simd_div", [1, 0])
+def test_swg_sweep(case, simd_div, sim, tmp_path, build_root):
+    layer = _layer(case)
+    layer = layer.folded(simd=1 if simd_div else layer.channels)
+    _check_rate(layer, _run(layer, tmp_path, build_root, sim=sim, n=8, seed=3))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_mvau_takes_windows_as_vectors(sim, tmp_path, build_root):
+    """A convolution's MVAU: MW = k_h k_w C, one frame = oh * ow consecutive window vectors, weights reused."""
+    swg = _layer("k3_simd_lt_ch")
+    nv = swg.ofm_h * swg.ofm_w
+    layer = graphs.mvau(np.random.default_rng(7), "conv", "int", 6, swg.out_channels, 3, 6, swg.input_dtype,
+                        "INT2", nt=3, weight_memory="rom").model_copy(update={"num_vectors": nv})
+    images = graphs.random_inputs(np.random.default_rng(8), swg.input_dtype, 3,
+                                  swg.ifm_h * swg.ifm_w * swg.channels)
+    windows = swg.reference(images)
+    assert windows.shape == (3, nv * layer.mw)
+    y = layer.reference(windows)
+    per_vector = np.vstack([layer.model_copy(update={"num_vectors": 1}).reference(w.reshape(nv, -1)).ravel()
+                            for w in windows])
+    assert np.array_equal(y, per_vector)
+    res = run_layer_block(layer, windows, sim, build_root, tmp_path, seed=4)
+    assert res["mismatches"] == 0 and res["frames"] == 3
+    assert res["cycles_per_frame"] == layer.cycles() == nv * (layer.mh // layer.pe) * (layer.mw // layer.simd)
+
+
+def test_line_buffer_is_priced_as_memory():
+    from hw.estimate import block_features
+
+    small = _layer("k3_simd_lt_ch")
+    big = SWG(name="b", ifm_h=32, ifm_w=32, channels=64, k_h=3, k_w=3, simd=1, input_dtype="UINT2",
+              output_dtype="UINT2")
+    for layer, brams in ((small, 0), (big, 1)):  # 4 rows x 32 x 64 x 2 bits = one DP16KD
+        rtl = layer.rtl(dtype_fmt(layer.input_dtype), "s")
+        bf = block_features(rtl.module, rtl.params, "ecp5")
+        buf = next(m for m in bf["memories"] if m["role"] == "line_buffer")
+        assert buf["depth"] == layer.rows * layer.ifm_w * layer.channels // layer.simd
+        assert bf["brams"] == brams
+    assert out_dim(8, 3, 2) == 3
