@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -24,7 +25,14 @@ def load_torch(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: not found; train first with `pqhw train CONFIG --out DIR`")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        # A checkpoint is data, never code: weights_only refuses every pickled object that is not a tensor or
+        # a plain container (what pqhw itself writes), so a hostile file cannot run anything.
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        what = str(err).split("Unsupported global:")[-1].split(".")[0].strip() if "Unsupported global" in str(err) \
+            else "an object that is not plain data"
+        raise UserError(f"{path}: refused, the file holds {what[:80]} (pqhw checkpoints hold tensors and plain "
+                        "data only; a file that wants to run code on load is not loaded)") from None
     except Exception as err:  # torch raises many types for a damaged file
         raise UserError(f"{path}: corrupted or not a pqhw checkpoint ({type(err).__name__})") from None
     if not isinstance(obj, dict) or "state_dict" not in obj or "config" not in obj:
