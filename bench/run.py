@@ -23,6 +23,7 @@ BENCHMARKS = {
     "djpq_hw": "bench.djpq_hw:run",
     "estimates": "bench.estimate_calibration:run",
     "rtl": "bench.rtl_bench:run",
+    "mnist5k": "bench.mnist5k:run",
     "finn_zoo": "bench.finn_zoo:run",
 }
 

