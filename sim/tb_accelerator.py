@@ -2,9 +2,12 @@
 and backpressure, classes recorded in order; then a pass with neither, timing the steady-state interval
 between output frames and the latency of one frame through the empty pipeline. With per_layer, each
 layer's output stream (l<i>_*) is monitored and compared with the reference's intermediate outputs.
-The verdict (mismatches, first failing vector) is drawn by sim.verify from the recorded classes.
+The verdict (mismatches, first failing vector) is drawn by sim.verify from the recorded classes. The cycles
+simulated and the wall time they took are reported next to them (bench/sim_speed.py compares them with the
+harness, sim/harness.py).
 """
 import logging
+import time
 
 import cocotb
 import numpy as np
@@ -52,6 +55,7 @@ async def accelerator_classifies_like_reference(dut):
     await tb.reset()
     frames = to_beats(x, cfg["in_n"], cfg["in_bits"])
     result = {"timeout": False}
+    t0, c0, cycle0 = time.perf_counter(), time.process_time(), tb.cycle
     try:
         got, _ = await tb.run(frames, 1, cfg["timeout_cycles"])
     except SimTimeoutError:
@@ -71,4 +75,7 @@ async def accelerator_classifies_like_reference(dut):
         result["rate_classes"] = [int(g[0]) for g in got2]
         result["cycles_per_frame"] = steady_interval(ends)
         result["latency_cycles"] = ends[0] - start
+    result["sim_cycles"] = tb.cycle - cycle0
+    result["run_seconds"] = time.perf_counter() - t0
+    result["run_cpu_seconds"] = time.process_time() - c0
     write_result(result)

@@ -4,6 +4,13 @@ Runs the dataset's test vectors (DIR/test_vectors.npz, if present) plus N random
 over the input datatype's range through pqhw_top with random input idle cycles and output backpressure,
 compares every class with hw.reference, then measures the steady-state frame interval and the latency with
 neither. Writes DIR/verify.json. The RTL is (re)written into DIR/rtl from DIR/graph.json first.
+
+Two ways to drive it, the same checks either way:
+- "harness" (default): sim/harness.py, a SystemVerilog harness that keeps stimulus, seeded random idle and
+  backpressure and capture inside the simulator, so it runs at the simulator's own speed; it reports the
+  idle and stall cycles it inserted. --per-layer captures each layer's stream in the harness too.
+- "cocotb": per-cycle cocotb drivers and monitors (sim/tb_accelerator.py), the way block tests run;
+  kept for comparison (bench/sim_speed.py).
 """
 from __future__ import annotations
 
@@ -19,8 +26,12 @@ from common.atomic import write_json
 from common.errors import UserError
 from hw.ir import Graph, dtype_range
 from hw.reference import run_graph
+from sim.harness import HARNESS, HarnessRun
+from sim.runner import build, check_simulator, run
 
 RATE_FRAMES = 48  # frames in the no-backpressure pass; the interval is taken over its second half
+IDLE = BACKPRESSURE = 0.3  # probability of an input idle cycle / an output stall cycle in the stress pass
+STIMULI = ("harness", "cocotb")
 
 
 def load_vectors(out_dir: Path, graph: Graph, n_random: int, seed: int) -> tuple[np.ndarray, int]:
@@ -62,17 +73,50 @@ def _first_failure(x, expected, got, n_test) -> dict | None:
     return None
 
 
-def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, per_layer: bool = False,
-           status=None) -> dict:
-    """Simulate DIR's accelerator; returns and writes the verify.json record."""
-    from sim.runner import build, check_simulator, run
+def _timeout_cycles(design, frames: int) -> int:
+    beats = max(st.rtl.params.get("MH", 1) // st.out_n * st.rtl.params.get("MW", 1) // st.in_n
+                for st in design.stages)
+    return 2000 + 8 * frames * max(beats, design.expected_cycles_per_frame)
 
+
+def _simulate_harness(design, sim, x, inter, seed, per_layer, build_root, run_dir) -> tuple[dict, float]:
+    """The harness run; returns (result, build seconds)."""
+    h = HarnessRun(design, x, sim, run_dir, seed=seed, idle=IDLE, backpressure=BACKPRESSURE,
+                   rate_frames=RATE_FRAMES, timeout_cycles=_timeout_cycles(design, len(x)),
+                   inter=inter if per_layer else None)
+    t0 = time.monotonic()
+    build(sim, HARNESS, h.sources, {}, build_root, h.build_args)
+    build_seconds = time.monotonic() - t0
+    res = run(sim, HARNESS, h.sources, {}, "tb_harness", build_root, run_dir, h.config, None, seed,
+              build_args=h.build_args)
+    return h.collect(res), build_seconds
+
+
+def _simulate_cocotb(design, sim, x, inter, seed, per_layer, build_root, run_dir) -> tuple[dict, float]:
+    """The per-cycle cocotb testbench; returns (result, build seconds)."""
+    t0 = time.monotonic()
+    build(sim, TOP, design.sources, {}, build_root)
+    build_seconds = time.monotonic() - t0
+    data_file = run_dir / "vectors.npz"
+    np.savez(data_file, x=x, **{f"layer{i}": v for i, v in enumerate(inter)})
+    cfg = {"data_file": str(data_file), "in_n": design.in_n, "in_bits": design.in_bits, "seed": seed,
+           "idle": IDLE, "backpressure": BACKPRESSURE, "per_layer": per_layer, "probes": _probe_config(design),
+           "rate_frames": min(len(x), RATE_FRAMES), "timeout_cycles": _timeout_cycles(design, len(x))}
+    res = run(sim, TOP, design.sources, {}, "tb_accelerator", build_root, run_dir, cfg, None, seed)
+    return res, build_seconds
+
+
+def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, per_layer: bool = False,
+           status=None, stimulus: str = "harness") -> dict:
+    """Simulate DIR's accelerator; returns and writes the verify.json record."""
     say = status or (lambda msg: None)
     out_dir = Path(out_dir).resolve()  # the testbench reads its files from inside the simulator's directory
     if not out_dir.is_dir():
         raise UserError(f"{out_dir}: directory not found; run `pqhw compile MODEL --out {out_dir}` first")
     graph = Graph.load(out_dir / "graph.json")
     check_simulator(sim)
+    if stimulus not in STIMULI:
+        raise UserError(f"stimulus {stimulus!r} is not supported; accepted: {', '.join(STIMULI)}")
     if vectors < 0:
         raise UserError(f"--vectors {vectors}: must be 0 or more")
     x, n_test = load_vectors(out_dir, graph, vectors, seed)
@@ -81,39 +125,32 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
     expected = classes[:, 0]
     say("writing RTL")
     design = emit(graph, out_dir)
-    say(f"building with {sim}")
-    t0 = time.monotonic()
-    build_root = out_dir / "sim_build"
-    build(sim, TOP, design.sources, {}, build_root)
-    build_seconds = time.monotonic() - t0
     run_dir = out_dir / "sim_run" / sim
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in design.memory_files:
         (run_dir / name).write_text((design.rtl_dir / name).read_text())
-    data_file = run_dir / "vectors.npz"
-    np.savez(data_file, x=x, **{f"layer{i}": v for i, v in enumerate(inter)})
-    beats = max(st.rtl.params.get("MH", 1) // st.out_n * st.rtl.params.get("MW", 1) // st.in_n
-                for st in design.stages)
-    cfg = {"data_file": str(data_file), "in_n": design.in_n, "in_bits": design.in_bits, "seed": seed,
-           "idle": 0.3, "backpressure": 0.3, "per_layer": per_layer, "probes": _probe_config(design),
-           "rate_frames": min(len(x), RATE_FRAMES),
-           "timeout_cycles": 2000 + 8 * len(x) * max(beats, design.expected_cycles_per_frame)}
-    say(f"simulating {len(x)} vectors with {sim}")
+    say(f"building and simulating {len(x)} vectors with {sim} ({stimulus})")
+    simulate = _simulate_harness if stimulus == "harness" else _simulate_cocotb
     t0 = time.monotonic()
-    res = run(sim, TOP, design.sources, {}, "tb_accelerator", build_root, run_dir, cfg, None, seed)
-    sim_seconds = time.monotonic() - t0
+    res, build_seconds = simulate(design, sim, x, inter, seed, per_layer, out_dir / "sim_build", run_dir)
+    sim_seconds = time.monotonic() - t0 - build_seconds
     got = res["classes"]
     mismatches = sum(1 for i, e in enumerate(expected) if i >= len(got) or got[i] != e)
-    rate_ok = res.get("rate_classes") == expected[: cfg["rate_frames"]].tolist()
+    rate_ok = res.get("rate_classes") == expected[: min(len(x), RATE_FRAMES)].tolist()
     if "rate_classes" in res and not rate_ok:
         mismatches += 1
+    cycles, run_seconds = res.get("sim_cycles"), res.get("run_seconds")
     record = {
-        "simulator": sim, "vectors": len(x), "test_vectors": n_test, "random_vectors": len(x) - n_test,
-        "seed": seed, "mismatches": mismatches, "first_mismatch": _first_failure(x, expected, got, n_test),
+        "simulator": sim, "stimulus": stimulus, "vectors": len(x), "test_vectors": n_test,
+        "random_vectors": len(x) - n_test, "seed": seed, "mismatches": mismatches,
+        "first_mismatch": _first_failure(x, expected, got, n_test),
         "timed_out": res["timeout"], "cycles_per_frame": res.get("cycles_per_frame"),
         "expected_cycles_per_frame": design.expected_cycles_per_frame,
-        "latency_cycles": res.get("latency_cycles"), "sim_seconds": round(sim_seconds, 2),
-        "build_seconds": round(build_seconds, 2),
+        "latency_cycles": res.get("latency_cycles"),
+        "idle_cycles": res.get("idle_cycles"), "stall_cycles": res.get("stall_cycles"),
+        "simulated_cycles": cycles,
+        "cycles_per_second": round(cycles / run_seconds) if cycles and run_seconds else None,
+        "sim_seconds": round(sim_seconds, 2), "build_seconds": round(build_seconds, 2),
     }
     if per_layer:
         flm = res.get("first_layer_mismatch")
@@ -129,18 +166,23 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
 @click.option("--sim", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Seed for random vectors, idle and backpressure.")
 @click.option("--per-layer", is_flag=True, help="Name the first layer whose output stream differs.")
+@click.option("--stimulus", type=click.Choice(STIMULI), default="harness", show_default=True,
+              help="harness: stimulus, stalls and capture inside the simulator; cocotb: per-cycle drivers.")
 @click.pass_context
-def cli(ctx, out_dir, vectors, sim, seed, per_layer):
+def cli(ctx, out_dir, vectors, sim, seed, per_layer, stimulus):
     """Verify DIR's accelerator bit for bit against the reference in RTL simulation."""
     from rich.console import Console
 
     console = Console()
     with console.status("verifying") as status:
-        rec = verify(out_dir, vectors, sim, seed, per_layer, status=lambda m: status.update(m))
+        rec = verify(out_dir, vectors, sim, seed, per_layer, status=lambda m: status.update(m), stimulus=stimulus)
     console.print(f"{rec['vectors']} vectors ({rec['test_vectors']} test, {rec['random_vectors']} random) on "
                   f"{sim}: {rec['mismatches']} mismatches; {rec['cycles_per_frame']} cycles/frame measured, "
                   f"{rec['expected_cycles_per_frame']} expected; latency {rec['latency_cycles']} cycles; "
                   f"{rec['sim_seconds']} s simulated")
+    if rec["idle_cycles"] is not None:
+        console.print(f"{rec['simulated_cycles']} cycles at {rec['cycles_per_second']} cycles/s; "
+                      f"{rec['idle_cycles']} input idle and {rec['stall_cycles']} output stall cycles inserted")
     if rec["mismatches"]:
         fm = rec["first_mismatch"]
         if fm is not None:
