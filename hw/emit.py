@@ -6,10 +6,11 @@ Stream links. Layer i's output goes through a FIFO and, where its PE differs fro
 fold (SIMD), a width converter. FIFO depth = 2 x the producer's output beats per frame (minimum 2): an
 MVAU takes its input vector only during its first neuron fold and replays it from its input buffer for
 the other folds, so the link must hold a whole frame while the consumer is busy replaying the previous
-one, plus the frame being produced. With that, the slowest layer (which sets the frame interval) is never
-blocked by its consumer and never starved by its producer in steady state; faster layers simply wait. Each
-MVAU and threshold unit also has an 8-beat output FIFO inside, filled by credit, so the MVAU datapath never
-stalls mid-row; the measured interval is checked against (MH/PE)(MW/SIMD) in tests/hw.
+one, plus the frame being produced. The FIFO hands over one producer beat a cycle, so an MVAU whose SIMD
+exceeds its producer's PE reads its first fold at the producer's rate (what the width converter holds
+aside); hw.cycles counts that stall and hw.folding folds against it. Each MVAU and threshold unit also has
+an 8-beat output FIFO inside, filled by credit, so the MVAU datapath never stalls mid-row; the measured
+interval is checked against hw.cycles in tests/hw.
 """
 from __future__ import annotations
 
