@@ -150,6 +150,8 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
         "idle_cycles": res.get("idle_cycles"), "stall_cycles": res.get("stall_cycles"),
         "simulated_cycles": cycles,
         "cycles_per_second": round(cycles / run_seconds) if cycles and run_seconds else None,
+        "run_seconds": None if run_seconds is None else round(run_seconds, 3),
+        "run_cpu_seconds": None if res.get("run_cpu_seconds") is None else round(res["run_cpu_seconds"], 3),
         "sim_seconds": round(sim_seconds, 2), "build_seconds": round(build_seconds, 2),
     }
     if per_layer:
