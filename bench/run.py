@@ -23,6 +23,7 @@ BENCHMARKS = {
     "djpq_hw": "bench.djpq_hw:run",
     "estimates": "bench.estimate_calibration:run",
     "rtl": "bench.rtl_bench:run",
+    "sim_speed": "bench.sim_speed:run",
     "mnist5k": "bench.mnist5k:run",
     "finn_zoo": "bench.finn_zoo:run",
 }
