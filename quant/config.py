@@ -151,6 +151,9 @@ def parse_config(data: dict, source: str = "<config>") -> RunConfig:
     for i, layer in enumerate(cfg.model.layers[:-1]):
         if layer.act is None:
             raise UserError(f"{source}: model.layers.{i}.act: hidden layers need an activation quantizer")
+    if cfg.method is not None and cfg.training.shift:
+        raise UserError(f"{source}: training.shift: method {cfg.method.get('name')!r} trains through its own "
+                        "phases, which do not shift images; shift is for plain training, set it to 0")
     try:
         cfg.method_parts()
     except ValidationError as err:

@@ -93,8 +93,6 @@ def train_epochs(model: nn.Module, split: Split, opt, sched, epochs: int, batch_
     many pixels. Returns the last batch loss."""
     x = torch.as_tensor(split.x_train, dtype=torch.float32)
     y = torch.as_tensor(split.y_train)
-    if shift and len(split.image_shape) != 3:
-        raise UserError(f"training.shift: {split.image_shape} inputs are not images; set shift to 0")
     loss_fn = nn.CrossEntropyLoss()
     loss = torch.zeros(())
     task = progress.add_task(label, total=epochs, completed=start) if progress else None

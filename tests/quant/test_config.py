@@ -121,3 +121,8 @@ def test_user_errors_are_one_line():
         with pytest.raises(UserError) as e:
             parse_config(data, "x.yaml")
         assert "\n" not in str(e.value)
+
+
+def test_shift_with_a_method_is_refused():
+    with pytest.raises(UserError, match=r"^x.yaml: training.shift: method 'ptq' trains through its own phases"):
+        parse_config({**BASE, "training": {"shift": 1}, "method": {"name": "ptq"}}, "x.yaml")
