@@ -17,7 +17,7 @@ from pydantic import model_validator
 
 from common.errors import UserError
 from hw.kinds.base import LayerKind, register
-from hw.layer_rtl import Fmt, LayerRTL, check_folding, to_bits
+from hw.layer_rtl import Fmt, LayerRTL, check_folding
 from hw.resources import Memory
 
 
@@ -117,7 +117,7 @@ class Pad(LayerKind):
                             f"[{in_fmt.lo}, {in_fmt.hi}]")
         params = {"IMG_H": self.img_h, "IMG_W": self.img_w, "CH": self.channels, "SIMD": self.simd,
                   "PAD_T": self.pad_top, "PAD_L": self.pad_left, "PAD_B": self.pad_bottom, "PAD_R": self.pad_right,
-                  "BITS": in_fmt.bits, "VALUE": f"{in_fmt.bits}'h{to_bits([self.value], in_fmt.bits)[0]:x}"}
+                  "BITS": in_fmt.bits, "VALUE": self.value}
         return LayerRTL("pqhw_pad", params, {}, in_fmt, self.simd, in_fmt, self.simd)
 
     @classmethod

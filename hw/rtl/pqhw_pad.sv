@@ -18,7 +18,7 @@ module pqhw_pad #(
     parameter int PAD_B = 1,             // rows added below (>= 0)
     parameter int PAD_R = 1,             // columns added right (>= 0)
     parameter int BITS  = 1,             // bits of one element
-    parameter logic [BITS-1:0] VALUE = '0  // padded element (two's complement for signed streams)
+    parameter int VALUE = 0              // padded element; its low BITS bits go out (two's complement)
 ) (
     input  wire logic                  clk,
     input  wire logic                  rst,            // synchronous, active high
@@ -35,6 +35,7 @@ module pqhw_pad #(
     localparam int YW = $clog2(OH + 1);
     localparam int XW = $clog2(OW + 1);
     localparam int FW = CF > 1 ? $clog2(CF) : 1;
+    localparam logic [BITS-1:0] VAL = BITS'(VALUE);
 
     if (CH < 1 || SIMD < 1 || CH % SIMD != 0 || BITS < 1) begin : g_bad_fold
         pqhw_error_pad_simd_must_divide_ch_and_bits_positive u_err ();
@@ -46,9 +47,19 @@ module pqhw_pad #(
     logic [YW-1:0] y;
     logic [XW-1:0] x;
     logic [FW-1:0] f;
-    wire logic row_pad = (y < YW'(PAD_T)) || (y >= YW'(PAD_T + IMG_H));
-    wire logic col_pad = (x < XW'(PAD_L)) || (x >= XW'(PAD_L + IMG_W));
-    wire logic is_pad = row_pad || col_pad;
+    // above the image / left of it; comparisons with 0 are left out (always false, and lint says so)
+    logic above, left;
+    if (PAD_T > 0) begin : g_top
+        assign above = (y < YW'(PAD_T));
+    end else begin : g_no_top
+        assign above = 1'b0;
+    end
+    if (PAD_L > 0) begin : g_left
+        assign left = (x < XW'(PAD_L));
+    end else begin : g_no_left
+        assign left = 1'b0;
+    end
+    wire logic is_pad = above || left || (y >= YW'(PAD_T + IMG_H)) || (x >= XW'(PAD_L + IMG_W));
 
     logic fifo_ready;
     wire logic push = fifo_ready && (is_pad || s_axis_tvalid);
@@ -75,7 +86,7 @@ module pqhw_pad #(
         .WIDTH(SIMD*BITS), .DEPTH(2)
     ) u_out (
         .clk(clk), .rst(rst),
-        .s_axis_tdata(is_pad ? {SIMD{VALUE}} : s_axis_tdata), .s_axis_tvalid(push), .s_axis_tready(fifo_ready),
+        .s_axis_tdata(is_pad ? {SIMD{VAL}} : s_axis_tdata), .s_axis_tvalid(push), .s_axis_tready(fifo_ready),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
         .count(fifo_count)
     );

@@ -14,7 +14,7 @@ from sim.runner import RTL_DIR
 pytestmark = pytest.mark.sim
 
 MODULES = ["pqhw_fifo", "pqhw_credit_fifo", "pqhw_mem", "pqhw_mt", "pqhw_mvau", "pqhw_xnor_unrolled",
-           "pqhw_threshold", "pqhw_label_select", "pqhw_dwc"]
+           "pqhw_threshold", "pqhw_label_select", "pqhw_dwc", "pqhw_swg", "pqhw_pool", "pqhw_pad"]
 SOURCES = [str(RTL_DIR / f"{m}.sv") for m in MODULES]
 
 
@@ -75,6 +75,12 @@ VARIANTS = {
     "pqhw_fifo": [dict(WIDTH=3, DEPTH=5)],
     "pqhw_credit_fifo": [dict(WIDTH=6, DEPTH=3, REG_CREDIT=0)],
     "pqhw_dwc": [dict(EW=3, IN_N=2, OUT_N=5)],
+    "pqhw_swg": [dict(IFM_H=7, IFM_W=5, CH=6, SIMD=3, K_H=3, K_W=2, S_H=2, S_W=1, BITS=4, ROWS=5),
+                 dict(IFM_H=1, IFM_W=1, CH=1, SIMD=1, K_H=1, K_W=1, S_H=1, S_W=1, BITS=1, ROWS=2, OUT_DEPTH=2),
+                 dict(IFM_H=32, IFM_W=32, CH=64, SIMD=1, K_H=3, K_W=3, S_H=1, S_W=1, BITS=2, ROWS=4)],
+    "pqhw_pool": [dict(CH=6, PE=2, KK=9, BITS=3, SIGNED=1), dict(CH=1, PE=1, KK=1, BITS=1, SIGNED=0, OUT_DEPTH=2)],
+    "pqhw_pad": [dict(IMG_H=3, IMG_W=1, CH=4, SIMD=2, PAD_T=0, PAD_L=2, PAD_B=1, PAD_R=0, BITS=3, VALUE=-3),
+                 dict(IMG_H=1, IMG_W=1, CH=1, SIMD=1, PAD_T=0, PAD_L=0, PAD_B=0, PAD_R=0, BITS=1)],
 }
 
 
@@ -126,4 +132,19 @@ def test_illegal_mvau_parameters_are_refused(params, error, tmp_path):
 ])
 def test_illegal_xnor_unrolled_parameters_are_refused(params, error, tmp_path):
     r = _run(["verilator", "--lint-only", "--top-module", "pqhw_xnor_unrolled", *params, *SOURCES], tmp_path)
+    assert r.returncode != 0 and error in r.stderr
+
+
+@pytest.mark.parametrize("top,params,error", [
+    ("pqhw_swg", ["-GCH=6", "-GSIMD=4"], "pqhw_error_swg_simd_must_divide_ch_and_bits_positive"),
+    ("pqhw_swg", ["-GIFM_H=2", "-GK_H=3", "-GROWS=3"], "pqhw_error_swg_window_must_fit_the_image_and_strides_positive"),
+    ("pqhw_swg", ["-GS_W=0"], "pqhw_error_swg_window_must_fit_the_image_and_strides_positive"),
+    ("pqhw_swg", ["-GK_H=3", "-GROWS=2"], "pqhw_error_swg_rows_must_be_at_least_k_h_and_out_depth_ge_2"),
+    ("pqhw_pool", ["-GCH=5", "-GPE=2"], "pqhw_error_pool_pe_must_divide_ch_and_bits_positive"),
+    ("pqhw_pool", ["-GKK=0"], "pqhw_error_pool_kk_ge_1_and_out_depth_ge_2"),
+    ("pqhw_pad", ["-GCH=3", "-GSIMD=2"], "pqhw_error_pad_simd_must_divide_ch_and_bits_positive"),
+    ("pqhw_pad", ["-GPAD_L=-1"], "pqhw_error_pad_image_must_be_nonempty_and_padding_nonnegative"),
+])
+def test_illegal_window_parameters_are_refused(top, params, error, tmp_path):
+    r = _run(["verilator", "--lint-only", "--top-module", top, *params, *SOURCES], tmp_path)
     assert r.returncode != 0 and error in r.stderr
