@@ -25,7 +25,7 @@ def run_layer_block(layer, x: np.ndarray, sim: str, build_root: Path, run_dir: P
     in_fmt = in_fmt or dtype_fmt(layer.input_dtype)
     rtl = layer.rtl(in_fmt, "blk")
     beats = max(rtl.params.get("MH", 1) // layer.pe * rtl.params.get("MW", 1) // rtl.in_n,
-                layer.in_channels // rtl.in_n)
+                layer.in_channels // rtl.in_n, layer.cycles())
     cfg = {"layer": layer.model_dump(), "x": np.asarray(x).tolist(), "in_bits": in_fmt.bits,
            "out_bits": rtl.out_fmt.bits, "seed": seed, "timeout_cycles": _timeout(len(x), beats)}
     return run(sim, rtl.module, rtl_sources(*module_sources(rtl.module)), rtl.params, layer.testbench,

@@ -32,11 +32,13 @@ def divisors(n: int) -> list[int]:
 
 
 def finn_attrs(node) -> dict:
-    """A FINN/QONNX custom node's attributes by name, with the op's own defaults applied."""
+    """A FINN/QONNX custom node's attributes by name, with the op's own defaults applied. Attributes the op
+    does not declare are left out (FINN's InferPool sets Pool's cpp_interface, which only Pool_hls declares)."""
     from qonnx.custom_op.registry import getCustomOp
 
     inst = getCustomOp(node)
-    return {a.name: inst.get_nodeattr(a.name) for a in node.attribute}
+    declared = inst.get_nodeattr_types()
+    return {a.name: inst.get_nodeattr(a.name) for a in node.attribute if a.name in declared}
 
 
 def finn_ints(arr, what: str) -> np.ndarray:

@@ -117,7 +117,8 @@ class MVAU(LayerKind):
                 raise UserError(f"node {node.name} (MVAU): BIPOLAR outputs are not supported; accepted: "
                                 "BINARY, INTn, UINTn")
         return cls(name=node.name, mode=mode, mh=int(attrs["MH"]), mw=int(attrs["MW"]), pe=int(attrs["PE"]),
-                    simd=int(attrs["SIMD"]), input_dtype=in_dt, weight_dtype=w_dt, acc_dtype=acc_dt,
+                    simd=int(attrs["SIMD"]), num_vectors=int(np.prod(attrs.get("numInputVectors", [1]))),
+                    input_dtype=in_dt, weight_dtype=w_dt, acc_dtype=acc_dt,
                     output_dtype=out_dt, weights=w.tolist(), thresholds=thresholds, threshold_bias=bias)
 
     def weight_array(self) -> np.ndarray:
@@ -127,9 +128,12 @@ class MVAU(LayerKind):
         return None if self.thresholds is None else np.asarray(self.thresholds, dtype=np.int64)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
-        acc = mvau_accumulate(x, self.weight_array(), self.mode)
+        """[N, num_vectors * MW] -> [N, num_vectors * MH]: each of a frame's vectors on its own."""
+        x = np.asarray(x, dtype=np.int64)
+        acc = mvau_accumulate(x.reshape(-1, self.mw), self.weight_array(), self.mode)
         t = self.threshold_array()
-        return acc if t is None else multithreshold(acc, t, self.threshold_bias)
+        y = acc if t is None else multithreshold(acc, t, self.threshold_bias)
+        return y.reshape(len(x), -1)
 
     @property
     def stream_dtype(self) -> str:
@@ -165,9 +169,6 @@ class MVAU(LayerKind):
         memory files named prefix_w.memh / prefix_t.memh."""
         check_folding(self.name, self.mw, self.simd, "simd")
         check_folding(self.name, self.mh, self.pe, "pe")
-        if self.num_vectors != 1:
-            raise UserError(f"layer {self.name}: num_vectors={self.num_vectors} (convolution) is not implemented; "
-                            f"accepted 1")
         wf = weight_fmt(self)
         check_weights(self, wf)
         if self.mode == "xnor" and in_fmt != Fmt(1, False):
