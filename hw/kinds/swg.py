@@ -164,8 +164,11 @@ class SWG(LayerKind):
         # column and two row bases; the read data register pair
         counters = (3 * bits(depth) + 2 * bits(p["IFM_W"] * cf + 1) + bits(p["ROWS"] + p["IFM_H"]) + 2
                     + bits(p["K_H"]) + bits(p["K_W"] * cf) + bits(ofm_w) + bits(ofm_h))
+        # adders and comparators: five line-buffer address steps with their wrap (write address, next kernel
+        # row, next window row, next frame, read address), and in-row column, window offset and availability
+        # (ECP5, Yosys: 175-391 LUTs measured on four line buffers from 48 to 7,680 beats)
         f = {"blocks": 1, "stream_bits": 2 * width, "reg_bits": counters + 2 * width,
-             "acc_bits": bits(depth) + bits(p["IFM_W"] * cf + 1)}  # read address adder, availability compare
+             "acc_bits": 5 * bits(depth) + 2 * bits(p["IFM_W"] * cf + 1)}
         mems = [Memory("line_buffer", width, depth, rom=False),
                 Memory("output_fifo", width, p.get("OUT_DEPTH", OUT_DEPTH) + 3, rom=False)]
         return f, mems, 0

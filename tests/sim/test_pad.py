@@ -124,3 +124,21 @@ def test_pad_block_verilator(case, tmp_path, build_root):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_pad_sweep(case, sim, tmp_path, build_root):
     _run(_layer(case), tmp_path, build_root, sim=sim, n=10, seed=5)
+
+
+@pytest.mark.bitstream
+def test_ecp5_synthesis_against_estimate(tmp_path):
+    """Measured (Yosys 0.70, LeNet-5's 28x28 UINT8 input padded by 2): 87 LUTs, 45 FFs, no RAM."""
+    from bench.rtl_bench import synth_layer
+    from hw.estimate import COEFFS, block_features, linear
+    from hw.layer_rtl import dtype_fmt
+
+    layer = Pad(name="p", img_h=28, img_w=28, channels=1, pad_top=2, pad_left=2, pad_bottom=2, pad_right=2,
+                input_dtype="UINT8", output_dtype="UINT8")
+    fmt = dtype_fmt(layer.input_dtype)
+    measured = synth_layer(layer, fmt, "ecp5", tmp_path)
+    rtl = layer.rtl(fmt, "blk")
+    bf = block_features(rtl.module, rtl.params, "ecp5")
+    est = linear(COEFFS["ecp5"]["luts"], bf["features"])
+    assert measured["brams"] == bf["brams"] == 0
+    assert 0.6 * est <= measured["luts"] <= 1.6 * est, (measured, est)

@@ -135,3 +135,21 @@ def test_pool_block_verilator(case, tmp_path, build_root):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_pool_sweep(case, sim, tmp_path, build_root):
     _run(_layer(case), tmp_path, build_root, sim=sim, n=12, seed=5)
+
+
+@pytest.mark.bitstream
+def test_ecp5_synthesis_against_estimate(tmp_path):
+    """Measured (Yosys 0.70, 64 channels of UINT2, PE 1): 123 LUTs, 58 FFs, running maximum in DPR16X4."""
+    from bench.rtl_bench import synth_layer
+    from hw.estimate import COEFFS, block_features, linear
+    from hw.layer_rtl import dtype_fmt
+
+    layer = Pool(name="p", channels=64, pe=1, k_h=2, k_w=2, ofm_h=14, ofm_w=14, input_dtype="UINT2",
+                 output_dtype="UINT2")
+    fmt = dtype_fmt(layer.input_dtype)
+    measured = synth_layer(layer, fmt, "ecp5", tmp_path)
+    rtl = layer.rtl(fmt, "blk")
+    bf = block_features(rtl.module, rtl.params, "ecp5")
+    est = linear(COEFFS["ecp5"]["luts"], bf["features"])
+    assert measured["brams"] == bf["brams"] == 0 and measured["lutram_cells"] > 0
+    assert 0.6 * est <= measured["luts"] <= 1.6 * est, (measured, est)

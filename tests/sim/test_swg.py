@@ -171,3 +171,31 @@ def test_line_buffer_is_priced_as_memory():
         assert buf["depth"] == layer.rows * layer.ifm_w * layer.channels // layer.simd
         assert bf["brams"] == brams
     assert out_dim(8, 3, 2) == 3
+
+
+def synth_vs_estimate(layer, tmp_path) -> tuple[dict, dict]:
+    """Yosys synth_ecp5 of the layer's block (bench.rtl_bench.synth_layer) and hw.estimate's numbers for it."""
+    from bench.rtl_bench import synth_layer
+    from hw.estimate import COEFFS, block_features, linear
+
+    fmt = dtype_fmt(layer.input_dtype)
+    measured = synth_layer(layer, fmt, "ecp5", tmp_path)
+    rtl = layer.rtl(fmt, "blk")
+    bf = block_features(rtl.module, rtl.params, "ecp5")
+    est = {"luts": linear(COEFFS["ecp5"]["luts"], bf["features"]), "brams": bf["brams"]}
+    return measured, est
+
+
+@pytest.mark.bitstream
+@pytest.mark.parametrize("shape,brams", [
+    ((28, 28, 1, 1, 5, 8, "UINT8"), 0),     # LeNet-5 conv1: 6 rows x 28 x 8 bits, distributed RAM
+    ((30, 30, 64, 1, 3, 1, "BINARY"), 1),   # CNV conv2: 4 rows x 30 x 64 beats of 1 bit, one DP16KD
+])
+def test_ecp5_synthesis_places_the_line_buffer_as_estimated(shape, brams, tmp_path):
+    """Measured (Yosys 0.70): LeNet conv1 391 LUTs, 101 FFs, 24 DPR16X4; CNV conv2 338 LUTs, 119 FFs, 1 DP16KD."""
+    h, w, c, simd, k, _, dt = shape
+    layer = SWG(name="s", ifm_h=h, ifm_w=w, channels=c, simd=simd, k_h=k, k_w=k, input_dtype=dt, output_dtype=dt)
+    measured, est = synth_vs_estimate(layer, tmp_path)
+    assert measured["brams"] == est["brams"] == brams
+    assert (measured["lutram_cells"] > 0) == (brams == 0)
+    assert 0.6 * est["luts"] <= measured["luts"] <= 1.6 * est["luts"], (measured, est)
