@@ -199,3 +199,55 @@ def test_ecp5_synthesis_places_the_line_buffer_as_estimated(shape, brams, tmp_pa
     assert measured["brams"] == est["brams"] == brams
     assert (measured["lutram_cells"] > 0) == (brams == 0)
     assert 0.6 * est["luts"] <= measured["luts"] <= 1.6 * est["luts"], (measured, est)
+
+
+def test_finn_lowered_padded_conv_is_pad_swg_mvau():
+    """A padded 3x3 Conv through qonnx's LowerConvsToMatMul, FINN's InferConvInpGen and
+    InferQuantizedMatrixVectorActivation: the HW nodes between the layout Transposes read through the registry
+    as pad, swg and an MVAU with num_vectors = OH*OW, and their references chained equal the Conv itself."""
+    from finn.core.onnx_exec import execute_onnx
+    from finn.transformation.fpgadataflow.convert_to_hw.conv_inp_gen import InferConvInpGen
+    from finn.transformation.fpgadataflow.convert_to_hw.quantized_matrix_vector_activation import (
+        InferQuantizedMatrixVectorActivation)
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+    from qonnx.transformation.lower_convs_to_matmul import LowerConvsToMatMul
+    from qonnx.util.basic import qonnx_make_model
+
+    from hw import kinds
+
+    c, h, w, m, k, s = 2, 6, 5, 4, 3, 2
+    oh, ow = (h + 2 - k) // s + 1, (w + 2 - k) // s + 1
+    conv = helper.make_node("Conv", ["inp", "W"], ["out"], kernel_shape=[k, k], pads=[1, 1, 1, 1], strides=[s, s],
+                            group=1, dilations=[1, 1])
+    graph = helper.make_graph([conv], "conv", [helper.make_tensor_value_info("inp", TensorProto.FLOAT, (1, c, h, w))],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, (1, m, oh, ow))])
+    model = ModelWrapper(qonnx_make_model(graph))
+    model.set_initializer("W", np.random.default_rng(5).integers(-2, 2, (m, c, k, k)).astype(np.float32))
+    model.set_tensor_datatype("inp", DataType["UINT3"])
+    model.set_tensor_datatype("W", DataType["INT2"])
+    model = model.transform(InferShapes()).transform(InferDataTypes())
+    hw_model = model.transform(LowerConvsToMatMul()).transform(InferConvInpGen())
+    hw_model = hw_model.transform(InferQuantizedMatrixVectorActivation())
+    ops = [n.op_type for n in hw_model.graph.node]
+    assert ops == ["Transpose", "FMPadding", "ConvolutionInputGenerator", "MVAU", "Transpose"]
+    layers, dtype = [], None
+    for node in hw_model.graph.node[1:-1]:
+        layer = kinds.for_finn_op(node.op_type).from_finn(hw_model, node, finn_attrs(node), dtype)
+        dtype = layer.stream_dtype
+        layers.append(layer)
+    pad, swg, mvau = layers
+    assert (pad.kind, swg.kind, mvau.kind) == ("pad", "swg", "mvau")
+    assert (swg.stride_h, swg.out_channels, swg.out_vectors) == (s, mvau.mw, mvau.num_vectors)
+    assert mvau.num_vectors == oh * ow and mvau.cycles() == oh * ow * m * k * k * c
+    x = graphs.random_inputs(np.random.default_rng(6), "UINT3", 3, c * h * w)
+    for row in x:
+        nchw = row.reshape(1, c, h, w).astype(np.float32)
+        y = nchw.transpose(0, 2, 3, 1).reshape(1, -1).astype(np.int64)
+        for layer in layers:
+            y = layer.reference(y)
+        want = execute_onnx(model, {"inp": nchw})["out"].transpose(0, 2, 3, 1).ravel()
+        assert np.array_equal(y.ravel(), want.astype(np.int64))
