@@ -1,4 +1,4 @@
-"""Testbench for pqhw_swg (sliding-window generator): random frames through one layer, scoreboarded against hw.reference."""
+"""Testbench for pqhw_swg (sliding-window generator): random frames through one layer, against hw.reference."""
 import cocotb
 import numpy as np
 
