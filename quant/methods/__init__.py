@@ -21,6 +21,7 @@ from common.errors import UserError
 METHODS = {
     "ptq": "quant.methods.ptq",
     "djpq": "quant.methods.djpq",
+    "admm": "quant.methods.admm",
     "alq": "quant.methods.alq",
 }
 
