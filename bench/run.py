@@ -55,15 +55,17 @@ def main(argv=None) -> int:
     unknown = sorted(set(names) - set(BENCHMARKS))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; available: {sorted(BENCHMARKS)}")
-    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results["machine"] = {"python": platform.python_version(), "processor": platform.processor(),
-                          "cores": __import__("os").cpu_count()}
+    machine = {"python": platform.python_version(), "processor": platform.processor(),
+               "cores": __import__("os").cpu_count()}
     for name in names:
         module, func = BENCHMARKS[name].split(":")
         t0 = time.perf_counter()
         print(f"== {name}", flush=True)
-        results[name] = getattr(importlib.import_module(module), func)(args.work / name)
-        results[name]["bench_seconds"] = round(time.perf_counter() - t0, 1)
+        row = getattr(importlib.import_module(module), func)(args.work / name)
+        row["bench_seconds"] = round(time.perf_counter() - t0, 1)
+        # read again just before writing: another benchmark may have written its key meanwhile
+        results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        results.update({"machine": machine, name: row})
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results in {args.out}")
