@@ -115,9 +115,9 @@ def plan(graph: Graph) -> list[Stage]:
         if layer.ends_graph and i != len(graph.layers) - 1:
             raise UserError(f"layer {layer.name}: {layer.kind} must be the last layer")
         rtl = layer.rtl(fmt, f"l{i}")
-        if i and layer.in_channels != graph.layers[i - 1].out_channels:
-            raise UserError(f"layer {layer.name}: takes {layer.in_channels} elements but layer "
-                            f"{graph.layers[i - 1].name} produces {graph.layers[i - 1].out_channels}")
+        if i and layer.frame_in != graph.layers[i - 1].frame_out:
+            raise UserError(f"layer {layer.name}: takes {layer.frame_in} elements a frame but layer "
+                            f"{graph.layers[i - 1].name} produces {graph.layers[i - 1].frame_out}")
         stages.append(Stage(name=f"l{i}_{_ident(layer.name)}", layer=layer, rtl=rtl))
         fmt = rtl.out_fmt
     for prod, cons, layer in zip(stages[:-1], stages[1:], graph.layers[:-1]):

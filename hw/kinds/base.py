@@ -87,6 +87,26 @@ class LayerKind(BaseModel):
         raise NotImplementedError
 
     @property
+    def in_vectors(self) -> int:
+        """Input vectors (pixels, windows) per frame, of in_channels elements each."""
+        return getattr(self, "num_vectors", 1)
+
+    @property
+    def out_vectors(self) -> int:
+        """Output vectors per frame, of out_channels elements each."""
+        return self.in_vectors
+
+    @property
+    def frame_in(self) -> int:
+        """Elements of one frame on the input stream."""
+        return self.in_channels * self.in_vectors
+
+    @property
+    def frame_out(self) -> int:
+        """Elements of one frame on the output stream."""
+        return self.out_channels * self.out_vectors
+
+    @property
     def in_fold(self) -> int:
         """Elements per input beat."""
         return self.pe
