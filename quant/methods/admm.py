@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Literal, Union
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 from common.errors import UserError
@@ -72,13 +72,14 @@ class Prune(Schedule):
         min_length=1, description="fraction of zero weights (structured: of zero groups) after each step: one "
         "value for every layer, or one per weight layer")
 
-    @model_validator(mode="after")
-    def _fractions(self):
-        for i, s in enumerate(self.steps):
+    @field_validator("steps")
+    @classmethod
+    def _fractions(cls, steps):
+        for i, s in enumerate(steps):
             for v in (s if isinstance(s, list) else [s]):
                 if not 0 <= v < 1:
-                    raise ValueError(f"steps.{i}: {v} is not a fraction in [0, 1)")
-        return self
+                    raise ValueError(f"step {i}: {v} is not a fraction in [0, 1)")
+        return steps
 
 
 class Quantize(Schedule):
