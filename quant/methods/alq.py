@@ -17,7 +17,7 @@ x_ref + D gamma with I_x binary bases (Sec. 4). The pipeline is Alg. 5:
   final_bases, final_coords   the extra optimising epochs after the last pruning (`final_epochs`)
 
 Learning rates as App. B.2: bases 1e-3, coordinates 1e-4, each decayed by 0.1 after half of its epochs;
-lambda = 1e-6 in eq. 23. Batch norm and the last bias are float and trained by AMSGrad in every phase. Every
+lambda = 1e-6 in eq. 23. Biases (and batch norm, if on) are float and trained by AMSGrad in every phase. Every
 finished phase is checkpointed (DIR/alq_phases.pt, AMSGrad moments included); --resume skips finished phases.
 
 Where this departs from the paper, and why:
@@ -28,11 +28,15 @@ Where this departs from the paper, and why:
   same size. Here the schedule and the target count bits of the bases (n_l per alpha of layer l), so
   `target_bits` is the average weight bit width as metrics.json reports it; the last pruning round stops at
   the first removal that brings the bits to or below target_bits * N (exact when n_l divides the budget).
-- Alg. 2's top-k: when the per-layer k % candidates cannot cover an iteration's quota (large and small groups
-  mixed), k doubles for that iteration; the last iteration considers every live alpha. A layer's last alpha
-  is never removed.
+- Alg. 2's top-k: a layer offers at least as many candidates as the iteration removes, not only k % of its
+  alpha. With the paper's sizes (10^4 alpha a layer, k = 1 %, ~0.1 % removed an iteration) that changes
+  nothing; on small networks k % is one candidate a layer, every candidate got removed whatever its eq. 13
+  score, and the small layers were emptied first. The last iteration considers every live alpha. A layer's
+  last alpha is never removed, and with `keep_classes` (default) neither is the last basis of a classifier group: on
+  small layers eq. 13 would otherwise empty whole classes (seen on digits: 3 of 10 classes gone, accuracy
+  capped at 70 %), which the paper's LeNet-5 (20-50-500-10 -> 18-45-231-10) never did.
 - Activations use the straight-through gradient of PACT (the step has none); weights use none (see
-  alq_net.ALQAct). Batch norm is kept after each hidden layer (alq_net).
+  alq_net.ALQAct). Batch norm is optional and off (alq_net says why).
 - `pow2: true` (not in the paper) rounds every alpha and gamma to the nearest power of two in the forward
   pass and in eq. 13/19, so the xnor-popcount sums of a hardware layer are exact integers after a shift; the
   gradients of eq. 14 then update the unrounded alpha, a straight-through step the paper does not need.
@@ -80,6 +84,7 @@ class Config(BaseModel):
     prune_ratio: float = Field(0.4, gt=0, lt=1, description="eq. 28: each round removes this share of bits")
     topk_percent: float = Field(1.0, gt=0, le=100, description="Alg. 2's k: per-layer candidates in %")
     prune_criterion: Literal["loss", "loss_per_bit"] = "loss"
+    keep_classes: bool = Field(True, description="every group of the classifier keeps at least one basis")
     lr_bases: float = Field(1e-3, gt=0)
     lr_coords: float = Field(1e-4, gt=0)
     lr_float: float = Field(1e-3, gt=0, description="AMSGrad on batch norm and the last bias")
@@ -87,6 +92,7 @@ class Config(BaseModel):
     alpha_l2: float = Field(1e-4, ge=0, description="L2 regularisation of alpha in Alg. 4")
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
+    batch_norm: bool = Field(False, description="BatchNorm before each hidden activation (see alq_net)")
     pow2: bool = Field(False, description="alpha and gamma rounded to powers of two (exact integer hardware)")
 
     @model_validator(mode="after")
@@ -223,6 +229,7 @@ def prune(net: ALQNet, m: Config, split, tc, goal: int, seed: int, label: str, p
     """Alg. 2: over T iterations the counted bits fall linearly from where they are to `goal`."""
     weights = net.alq_weights()
     start = total_bits(net)
+    keep = [False] * (len(weights) - 1) + [m.keep_classes]
 
     def step(epoch, it, total):
         scores = [w.prune_scores(m.lr_coords, m.betas, m.eps) for w in weights]
@@ -230,7 +237,7 @@ def prune(net: ALQNet, m: Config, split, tc, goal: int, seed: int, label: str, p
             scores = [s / w.n for s, w in zip(scores, weights)]
         target = goal if it == total else int(round(start - (start - goal) * it / total))
         removed = ab.choose_pruned(scores, [w.mask for w in weights], [w.n for w in weights], total_bits(net),
-                                   target, m.topk_percent, everything=it == total)
+                                   target, m.topk_percent, everything=it == total, keep_groups=keep)
         for w, r in zip(weights, removed):
             w.remove(r)
 

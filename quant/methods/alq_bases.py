@@ -177,39 +177,41 @@ def loss_increment(g: torch.Tensor, h: torch.Tensor, alpha: torch.Tensor) -> tor
 
 
 def choose_pruned(scores: list[torch.Tensor], masks: list[torch.Tensor], bits_per_alpha: list[int],
-                  bits_now: int, bits_goal: int, k_percent: float, everything: bool = False) -> list[torch.Tensor]:
+                  bits_now: int, bits_goal: int, k_percent: float, everything: bool = False,
+                  keep_groups: list[bool] | None = None) -> list[torch.Tensor]:
     """Which alpha to remove so that the counted bits fall to bits_goal or just below (Alg. 2, one iteration).
 
-    Per layer the k % smallest scores of the live alpha are candidates (at least one); the candidates of all
-    layers are sorted together and removed in ascending order until the bits are at or below the goal. When
-    the candidates cannot reach the goal, k doubles (up to all live alpha; `everything` starts there). A
-    layer's last live alpha is never removed. Returns a 0/1 removal mask per layer."""
+    Per layer the k % smallest scores of the live alpha are candidates, and never fewer than the iteration
+    must remove (in that layer's alpha), so that the global sort, not the candidate count, decides where the
+    bases go (`everything`: all live alpha); the candidates of all layers are sorted together and removed in
+    ascending order until the bits are at or below the goal. A layer's last live alpha is never removed, nor, in a layer whose `keep_groups` flag is set, a group's last
+    one. Returns a 0/1 removal mask per layer."""
     removed = [torch.zeros_like(m) for m in masks]
     need = bits_now - bits_goal
     if need <= 0:
         return removed
-    k = 100.0 if everything else k_percent
-    while True:
-        cand = []
-        for layer, (s, m) in enumerate(zip(scores, masks)):
-            live = int(m.sum())
-            take = live if k >= 100 else min(live, max(1, math.ceil(k / 100 * live)))
-            flat = torch.where(m.flatten() > 0, s.flatten(), torch.full_like(s.flatten(), math.inf))
-            vals, idx = flat.topk(take, largest=False, sorted=True)
-            cand += [(float(v), layer, int(i)) for v, i in zip(vals, idx)]
-        if k >= 100 or sum(bits_per_alpha[c[1]] for c in cand) >= need:
-            break
-        k = min(100.0, 2 * k)
+    cand = []
+    for layer, (s, m) in enumerate(zip(scores, masks)):
+        live = int(m.sum())
+        quota = math.ceil(need / bits_per_alpha[layer])
+        take = live if everything else min(live, max(math.ceil(k_percent / 100 * live), quota))
+        flat = torch.where(m.flatten() > 0, s.flatten(), torch.full_like(s.flatten(), math.inf))
+        vals, idx = flat.topk(take, largest=False, sorted=True)
+        cand += [(float(v), layer, int(i)) for v, i in zip(vals, idx)]
     cand.sort()
     left = [int(m.sum()) for m in masks]
+    per_group = [m.sum(1).long().tolist() for m in masks]
+    keep = keep_groups or [False] * len(masks)
     bits = bits_now
     for _, layer, i in cand:
         if bits <= bits_goal:
             break
-        if left[layer] <= 1:
+        g = i // masks[layer].shape[1]
+        if left[layer] <= 1 or (keep[layer] and per_group[layer][g] <= 1):
             continue
         removed[layer].view(-1)[i] = 1
         left[layer] -= 1
+        per_group[layer][g] -= 1
         bits -= bits_per_alpha[layer]
     return removed
 
