@@ -24,13 +24,17 @@ from typing import Callable
 import numpy as np
 
 from common.errors import UserError
+from hw.model_checks import check_model_file
+from hw import kinds
+from hw.finn_conv import convert_conv_to_hw, data_layouts, has_conv, leading_transpose, lower_convs, unsupported_conv_line
 from hw.finn_import import (MakeReshapeBatchAgnostic, NegativeScaleBeforeTopK, RemoveLeadingFlatten, check_hw_graph,
                             hw_inputs, known_unsupported, pins_batch)
 
 SUPPORTED_INPUT_OPS = {"Quant", "BipolarQuant", "BinaryQuant", "Trunc", "MatMul", "Gemm", "Mul", "Add", "Sub",
                        "Div", "BatchNormalization", "Relu", "Reshape", "Flatten", "Identity", "MultiThreshold",
-                       "Transpose", "Sign", "Clip", "Neg", "Squeeze", "Unsqueeze", "TopK", "ArgMax"}
-SUPPORTED_HW_OPS = {"MVAU", "LabelSelect", "Thresholding"}
+                       "Transpose", "Sign", "Clip", "Neg", "Squeeze", "Unsqueeze", "TopK", "ArgMax",
+                       "Conv", "MaxPool", "Pad"}
+SUPPORTED_HW_OPS = set(kinds.finn_ops())
 
 
 @contextmanager
@@ -141,6 +145,14 @@ def _convert_to_hw(model):
                   InferDataTypes())
 
 
+def _convert_conv_to_hw(model):
+    from qonnx.transformation.general import GiveUniqueNodeNames
+    from qonnx.transformation.infer_datatypes import InferDataTypes
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    return _apply(convert_conv_to_hw(model), GiveUniqueNodeNames(), InferShapes(), InferDataTypes())
+
+
 def _minimize_widths(model):
     from finn.transformation.fpgadataflow.minimize_accumulator_width import MinimizeAccumulatorWidth
     from finn.transformation.fpgadataflow.minimize_weight_bit_width import MinimizeWeightBitWidth
@@ -153,11 +165,15 @@ STEPS = [
     Step("qonnx_to_finn", _qonnx_to_finn),
     Step("tidy_up", _tidy_up),
     Step("streamline", _streamline),
+    Step("lower_convs", lower_convs),
     Step("leading_flatten", _leading_flatten),
     Step("xnor_popcount", _xnor_popcount),
+    Step("data_layouts", data_layouts),
     Step("insert_argmax", _insert_argmax),
     Step("round_thresholds", _round_thresholds),
     Step("convert_to_hw", _convert_to_hw),
+    Step("convert_conv_to_hw", _convert_conv_to_hw),
+    Step("leading_transpose", leading_transpose),
     Step("minimize_widths", _minimize_widths),
 ]
 
@@ -168,7 +184,9 @@ def execute_classes(model, x: np.ndarray, one_at_a_time: bool = False) -> np.nda
     whose constant shapes pin the export batch)."""
     from common.qonnx_exec import classes_from_logits, execute
 
-    if one_at_a_time or any(n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node):
+    if has_conv(model) or any(n.op_type == "MaxPoolNHWC" for n in model.graph.node):
+        out = np.concatenate([_execute_one(model, x[i:i + 1]).reshape(1, -1) for i in range(len(x))])
+    elif one_at_a_time or any(n.domain.startswith("finn.custom_op.fpgadataflow") for n in model.graph.node):
         out = np.concatenate([execute(model, x[i:i + 1]).reshape(1, -1) for i in range(len(x))])
     else:
         out = execute(model, x).reshape(len(x), -1)
@@ -177,10 +195,20 @@ def execute_classes(model, x: np.ndarray, one_at_a_time: bool = False) -> np.nda
     return classes_from_logits(out)[:, None]
 
 
+def _execute_one(model, x: np.ndarray) -> np.ndarray:
+    """One vector through a graph at its own batch of 1, shapes as they are (qonnx's shape inference of
+    MaxPoolNHWC needs the shapes that common.qonnx_exec.set_batch clears)."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    iname, oname = model.graph.input[0].name, model.graph.output[0].name
+    return execute_onnx(model, {iname: np.asarray(x, dtype=np.float32)})[oname]
+
+
 def check_supported(model, ops: set[str], stage: str) -> None:
     for node in model.graph.node:
-        if known_unsupported(node):
-            raise UserError(known_unsupported(node))
+        line = known_unsupported(node) or unsupported_conv_line(model, node)
+        if line:
+            raise UserError(line)
         if node.op_type not in ops:
             raise UserError(f"node {node.name or '(unnamed)'} ({node.op_type}) {stage}; supported: "
                             f"{', '.join(sorted(ops))}")
@@ -192,6 +220,7 @@ def load_model(path: Path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: model file not found")
+    check_model_file(path)  # NaN/inf parameters are refused before FINN runs on them
     try:
         return ModelWrapper(str(path))
     except Exception as err:  # onnx raises DecodeError and friends

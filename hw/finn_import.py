@@ -189,10 +189,13 @@ def _smallest_int(lo: float, hi: float):
 
 def hw_inputs(samples: np.ndarray, source_dtype: str, model) -> np.ndarray:
     """Sample vectors given to the original model (datatype source_dtype), as `model`'s graph input takes
-    them: reshaped in C order to its input shape (the removed leading flatten), and BIPOLAR {-1, +1} as
+    them: NCHW images as NHWC once the leading Transpose is gone (hw.finn_conv), reshaped in C order to its input
+    shape (the removed leading flatten), and BIPOLAR {-1, +1} as
     BINARY (x + 1) / 2 once the xnor rewrite re-declared the input."""
+    from hw.finn_conv import to_model_layout
+
     iname = model.graph.input[0].name
-    x = np.asarray(samples)
+    x = to_model_layout(np.asarray(samples), model)
     if source_dtype == "BIPOLAR" and model.get_tensor_datatype(iname).name == "BINARY":
         x = (x + 1) // 2
     shape = model.get_tensor_shape(iname)
@@ -201,14 +204,10 @@ def hw_inputs(samples: np.ndarray, source_dtype: str, model) -> np.ndarray:
 
 # Why pqhw stops at a node, and what the user can do; one entry per op_type seen in users' models.
 _UNSUPPORTED = {
-    "Conv": ("convolutions have no pqhw hardware yet (a later release adds them)",
-             "compile a fully connected network, or run this one through FINN's own builder"),
-    "ConvTranspose": ("transposed convolutions have no pqhw hardware", "use a fully connected network"),
-    "MaxPool": ("pooling has no pqhw hardware yet (it comes with convolutions)",
-                "compile a fully connected network"),
-    "AveragePool": ("pooling has no pqhw hardware yet (it comes with convolutions)",
-                    "compile a fully connected network"),
-    "GlobalAveragePool": ("pooling has no pqhw hardware yet", "compile a fully connected network"),
+    "ConvTranspose": ("transposed convolutions have no pqhw hardware", "use Conv (stride >= 1, padding)"),
+    "AveragePool": ("average pooling has no pqhw hardware (max-pool has)", "use MaxPool"),
+    "GlobalAveragePool": ("global average pooling has no pqhw hardware (max-pool has)",
+                          "use MaxPool and a flatten in front of the fully connected layers"),
     "Concat": ("pqhw builds single-path networks only", "export a network without branches"),
 }
 
