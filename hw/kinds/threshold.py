@@ -1,6 +1,7 @@
 """`threshold`: a standalone MultiThreshold on a vector of `channels` elements, PE elements per beat.
 
-y = #{i : x >= T[c, i]} + threshold_bias, with one threshold row shared by all channels or one per channel.
+y = #{i : x >= T[c, i]} + threshold_bias, with one threshold row shared by all channels or one per channel;
+a frame is num_vectors such vectors (the pixels of an NHWC feature map), the channel index wrapping per vector.
 Block: pqhw_threshold (hw/rtl), testbench sim/tb_threshold.
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Threshold(LayerKind):
     def from_finn(cls, model, node, attrs: dict, prev_dtype: str | None) -> "Threshold":
         t = finn_ints(model.get_initializer(node.input[1]), f"{node.name} thresholds")
         return cls(name=node.name, channels=int(attrs["NumChannels"]), pe=int(attrs["PE"]),
+                   num_vectors=int(np.prod(attrs.get("numInputVectors", [1]))),
                    input_dtype=attrs["inputDataType"], output_dtype=attrs["outputDataType"],
                    thresholds=t.tolist(), threshold_bias=int(attrs.get("ActVal", 0)))
 
@@ -62,8 +64,6 @@ class Threshold(LayerKind):
 
     def rtl(self, in_fmt, prefix: str, style: int = STYLE_CONST) -> LayerRTL:
         check_folding(self.name, self.channels, self.pe, "pe")
-        if self.num_vectors != 1:
-            raise UserError(f"layer {self.name}: num_vectors={self.num_vectors} is not implemented; accepted 1")
         t = self.threshold_array()
         if t.ndim != 2 or t.shape[0] not in (1, self.channels):
             raise UserError(f"layer {self.name}: thresholds are {t.shape}, expected (1 or {self.channels}, T)")
