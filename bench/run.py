@@ -26,6 +26,7 @@ BENCHMARKS = {
     "sim_speed": "bench.sim_speed:run",
     "mnist5k": "bench.mnist5k:run",
     "finn_zoo": "bench.finn_zoo:run",
+    "alq": "bench.alq_table:run",
     "admm": "bench.admm_table:run",
 }
 
