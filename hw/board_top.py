@@ -20,6 +20,9 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 WRAPPER_RTL = ("uart_rx.sv", "uart_tx.sv", "uart_stream_bridge.sv")
 BOARD_TOP = "pqhw_board_top"
 HEADER = 0xA5  # first byte of every host-to-board frame
+# Bit times without a byte after which the board drops an incomplete frame and listens for HEADER again
+# (uart_stream_bridge.sv); 2048 bits are 18 ms at 115,200 baud, far above the gaps a host leaves in a frame.
+FRAME_TIMEOUT_BITS = 2048
 
 
 @dataclass(frozen=True)
@@ -77,13 +80,14 @@ def clks_per_bit(clock_mhz: float, baud: int) -> int:
 
 def render_board_top(shape: StreamShape, *, clks_per_bit: int, clock_mhz: float, baud: int, title: str,
                      accel_module: str = "pqhw_top", accel_params: dict | None = None, clk_port: str = "clk",
-                     rst_port: str = "rst", rst_active_low: bool = False) -> str:
+                     rst_port: str = "rst", rst_active_low: bool = False,
+                     timeout_bits: int = FRAME_TIMEOUT_BITS) -> str:
     """Verilog of the board top; accel_params are parameter overrides for the accelerator instance."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True)
     return env.get_template("board_top.sv.j2").render(
         module=BOARD_TOP, board_title=title, clock_mhz=f"{clock_mhz:g}", baud=baud, header=HEADER,
-        clks_per_bit=clks_per_bit, accel_module=accel_module, accel_params=accel_params or {},
+        clks_per_bit=clks_per_bit, timeout_bits=timeout_bits, accel_module=accel_module, accel_params=accel_params or {},
         clk_port=clk_port, rst_port=rst_port,
         rst_active_low=rst_active_low, **{k: v for k, v in asdict(shape).items() if k != "num_classes"})
 
@@ -93,7 +97,8 @@ def accelerator_sources(hw_dir: Path) -> list[Path]:
     rtl = Path(hw_dir) / "rtl"
     files = sorted(p for p in rtl.glob("*.sv") if p.is_file()) + sorted(p for p in rtl.glob("*.v") if p.is_file())
     if not files:
-        raise UserError(f"{rtl}: no Verilog found; run `pqhw compile` to generate the accelerator first")
+        raise UserError(f"{rtl}: no Verilog found; run `pqhw verify {hw_dir}`, which writes the accelerator's RTL "
+                        "there from graph.json and simulates it")
     # The wrapper's own files are added by board_sources; a copy of them in DIR/rtl is not read twice.
     files = [p for p in files if p.name not in WRAPPER_RTL and p.stem != BOARD_TOP]
     return sorted(files, key=lambda p: (not p.stem.endswith("_pkg"), p.name))

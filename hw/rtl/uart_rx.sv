@@ -1,7 +1,10 @@
 // UART receiver, 8N1, LSB first: one received byte per AXI4-Stream beat.
 // The line is synchronised with two flip-flops, the start bit is confirmed at its middle, each data bit is
-// sampled at its middle, and a byte is only delivered when its stop bit reads high. A byte that arrives
-// while the previous one is still unaccepted is dropped and flagged on `overrun`.
+// sampled at its middle, and a byte is only delivered when its stop bit reads high. A byte whose stop bit
+// reads low is discarded and flagged on `frame_error`; the receiver then waits for the line to return high
+// before it looks for the next start bit, so a line held low (a break, a cable pulled) reports one error, not
+// one per byte time. A byte that arrives while the previous one is still unaccepted is dropped and flagged
+// on `overrun`.
 `default_nettype none
 
 module uart_rx #(
@@ -25,7 +28,7 @@ module uart_rx #(
 
     localparam int CW = $clog2(CLKS_PER_BIT + 1);
 
-    typedef enum logic [1:0] {IDLE, START, DATA, STOP} state_t;
+    typedef enum logic [2:0] {IDLE, START, DATA, STOP, BREAK} state_t;
     state_t state;
 
     logic [2:0]    sync;      // sync[2] is the synchronised line
@@ -92,12 +95,18 @@ module uart_rx #(
                         state <= IDLE;
                         if (!sync[2]) begin
                             frame_error <= 1'b1;
+                            state       <= BREAK;
                         end else if (m_axis_tvalid && !m_axis_tready) begin
                             overrun <= 1'b1;
                         end else begin
                             m_axis_tdata  <= shift;
                             m_axis_tvalid <= 1'b1;
                         end
+                    end
+                end
+                BREAK: begin
+                    if (sync[2]) begin
+                        state <= IDLE;  // the line is high again: the next falling edge is a start bit
                     end
                 end
                 default: state <= IDLE;

@@ -114,3 +114,105 @@ def test_emitted_network_behind_the_uart_matches_the_reference(tmp_path, build_r
     result, expected = simulate_network(tmp_path, build_root, graph, n=16, seed=5)
     assert result["mismatches"] == 0 and result["received"] == [int(c) for c in expected]
     assert len(set(result["received"])) > 1  # the classes actually vary across images
+
+
+# Line faults (uart_stream_bridge.sv, "Recovery"): each case is a host script of steps; a step sends bytes
+# (some with a low stop bit, optionally raw bit levels after them), leaves the line idle for wait_bits and
+# names the class bytes it must be answered with. The script passes only if the board answers exactly the
+# good frames, in order, with their reference classes, and nothing arrives for a broken frame.
+TIMEOUT_BITS = 40  # quiet bit times that end an incomplete frame; short, so the simulation stays short
+QUIET = TIMEOUT_BITS + 20  # what a host waits after a frame that got no answer
+
+
+def fault_cases(x: np.ndarray, classes: list[int], elem_bits: int) -> dict[str, list[dict]]:
+    """Host scripts, one per fault; frames[i] is the header and payload of image i, classes[i] its answer."""
+    frames = [list(encode_frame(v, elem_bits)) for v in x]
+
+    def good(i, wait=QUIET, name="good"):
+        return {"name": name, "bytes": frames[i], "wait_bits": wait, "expect": [classes[i]]}
+
+    def broken(byte_list, name, **kw):
+        return {"name": name, "bytes": byte_list, "wait_bits": QUIET, "expect": [], **kw}
+
+    looks_like_header = [HEADER, frames[1][1], HEADER] + frames[1][3:]  # elements 0 and 2 are 5: byte 0xA5
+    return {
+        "short_frame": [good(0), broken(frames[1][:6], "header and 5 of 10 elements"), good(2)],
+        "header_only": [good(0), broken([HEADER], "header, nothing after it"), good(3)],
+        "cut_off_mid_byte": [good(0), broken(frames[1][:5] + [], "cut in a byte", tail=[0, 1, 0, 1]), good(4)],
+        "line_held_low": [good(0), broken(frames[1][:4], "line low for 30 bits", tail=[0] * 30), good(5)],
+        "bad_stop_in_payload": [good(0), broken(frames[1], "bad stop bit on element 3", bad_stop=[4]), good(6)],
+        "bad_stop_on_last_byte": [good(0), broken(frames[1], "bad stop bit on the last element", bad_stop=[10]),
+                                  good(7)],
+        "bad_stop_on_header": [good(0), broken(looks_like_header, "bad stop bit on the header, 0xA5 in the payload",
+                                               bad_stop=[0]), good(8)],
+        # A frame sent right after a fault, before the line was quiet, is discarded too; the next one is not.
+        "frame_too_soon_after_fault": [good(0), {**broken(frames[1], "bad stop bit", bad_stop=[2]), "wait_bits": 0},
+                                       broken(frames[2], "good frame with no quiet before it"), good(9)],
+        # Full duplex: each frame starts while the previous answer is on the line; noise bytes during an answer.
+        "bytes_during_reply": [good(0, wait=0), good(1, wait=0), good(2, wait=0),
+                               {"name": "noise during the answer", "bytes": [0x00, 0x13, 0xFF], "expect": []},
+                               good(3, wait=0), good(4)],
+    }
+
+
+def fault_graph() -> Graph:
+    return label_select_graph(10, 2, "INT4")
+
+
+def fault_inputs(n: int = 10) -> np.ndarray:
+    x = np.random.default_rng(11).integers(-8, 8, size=(n, 10))
+    x[1, 0] = x[1, 2] = 5  # frame 1 as bytes: 0xA5, e1, 0x05, ... ; with its header lost, e0 | 0xA0 reads 0xA5
+    return x
+
+
+def run_script(tmp_path, build_root, sim: str, graph: Graph, steps: list[dict]) -> dict:
+    shape = stream_shape(graph)
+    layer = graph.layers[0]
+    rtl = layer.rtl(dtype_fmt(graph.input_dtype), "ls")
+    top = tmp_path / "pqhw_board_top.sv"
+    top.write_text(render_board_top(shape, clks_per_bit=CLKS_PER_BIT, clock_mhz=100, baud=12_500_000,
+                                    title="simulation", accel_module=rtl.module, accel_params=rtl.params,
+                                    timeout_bits=TIMEOUT_BITS))
+    sources = [RTL_DIR / f"{rtl.module}.sv"] + [RTL_DIR / f for f in WRAPPER_RTL] + [top]
+    config = {"clks_per_bit": CLKS_PER_BIT, "header": HEADER, "steps": steps}
+    return run(sim, "pqhw_board_top", sources, {}, "tb_uart_bridge", build_root, tmp_path / "run", config)
+
+
+def fault_script(case: str) -> tuple[list[dict], list[int]]:
+    graph = fault_graph()
+    x = fault_inputs()
+    classes = [int(c) for c in run_graph(graph, x)[:, 0]]
+    steps = fault_cases(x, classes, stream_shape(graph).elem_bits)[case]
+    return steps, [c for s in steps for c in s["expect"]]
+
+
+FAULTS = list(fault_cases(fault_inputs(), list(range(10)), 4))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("case", FAULTS)
+def test_bridge_recovers_from_line_faults_verilator(tmp_path, build_root, case):
+    steps, expected = fault_script(case)
+    result = run_script(tmp_path, build_root, "verilator", fault_graph(), steps)
+    assert result["received"] == expected and not result["uart_errors"]
+
+
+@pytest.mark.sim
+def test_bridge_recovers_from_line_faults_icarus(tmp_path, build_root):
+    steps, expected = [], []
+    for case in ("short_frame", "cut_off_mid_byte", "bad_stop_on_header", "frame_too_soon_after_fault",
+                 "bytes_during_reply"):
+        s, e = fault_script(case)
+        steps += s
+        expected += e
+    result = run_script(tmp_path, build_root, "icarus", fault_graph(), steps)
+    assert result["received"] == expected
+
+
+@pytest.mark.sim
+def test_script_reports_an_answer_to_a_broken_frame(tmp_path, build_root):
+    # The same short frame, but the script claims it is answered: the run must fail on the count.
+    steps, _ = fault_script("short_frame")
+    steps[1] = {**steps[1], "expect": [steps[2]["expect"][0]]}
+    with pytest.raises(AssertionError, match="step 1"):
+        run_script(tmp_path, build_root, "verilator", fault_graph(), steps)
