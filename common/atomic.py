@@ -5,6 +5,7 @@ directory beside the target that replaces it only when everything in it was writ
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,17 +16,71 @@ from pathlib import Path
 from common.errors import UserError
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+def staging_prefix(path: Path, kind: str = "tmp") -> str:
+    """Name prefix of the staging file or directory beside `path`: `.NAME.tmp-PID-`; the process id lets the
+    next run tell a staging area of a killed run (removed) from one still being written (left alone)."""
+    return f".{Path(path).name}.{kind}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(path: str | Path) -> list[Path]:
+    """Remove the staging files and directories (`.NAME.tmp-*`, `.NAME.old-*`) that a killed run left beside
+    `path`; those of a process that is still running stay. Returns what was removed."""
+    path = Path(path)
+    removed = []
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        rest = None
+        for kind in ("tmp", "old"):
+            if entry.name.startswith(f".{path.name}.{kind}-"):
+                rest = entry.name[len(f".{path.name}.{kind}-"):]
+        if rest is None:
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        if pid.isdigit() and int(pid) == os.getpid() and entry.name.startswith(f".{path.name}.tmp-"):
+            continue  # this process is writing it (nested or concurrent use in one process)
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    return removed
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yields a temporary file name beside `path` for a writer that wants a file name (torch.save, np.savez);
+    it replaces `path` when the block succeeds and is removed when it does not."""
+    path = Path(path)
+    clean_stale_staging(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=staging_prefix(path))
+    os.close(fd)
+    try:
+        yield Path(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -58,7 +113,8 @@ def atomic_dir(out: str | Path, inputs=()):
     except OSError as err:
         raise UserError(f"--out {out}: cannot create its parent directory ({err.strerror})") from None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        clean_stale_staging(out)
+        tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(out), dir=out.parent))
     except OSError as err:
         raise UserError(f"--out {out}: cannot write in {out.parent} ({err.strerror})") from None
     tmp.chmod(0o755)  # mkdtemp's 0700 would stay on the published directory
@@ -67,8 +123,35 @@ def atomic_dir(out: str | Path, inputs=()):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    old = out.parent / f"{staging_prefix(out, 'old')}{tmp.name.rsplit('-', 1)[-1]}"
     if out.exists():
         os.rename(out, old)
     os.rename(tmp, out)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_tree(root: str | Path) -> str:
+    """One hash over a directory's files: their relative paths and contents, in sorted order."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for p in sorted(q for q in root.rglob("*") if q.is_file()):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0")
+        h.update(sha256_file(p).encode())
+    return h.hexdigest()
+
+
+def sha256_inputs(paths) -> dict[str, str | None]:
+    """{path: sha256} of files (a directory hashes as a tree); a path that does not exist maps to None."""
+    out = {}
+    for p in paths:
+        p = Path(p)
+        out[str(p)] = sha256_tree(p) if p.is_dir() else sha256_file(p) if p.is_file() else None
+    return out

@@ -25,7 +25,8 @@ from filelock import FileLock
 from boards.registry import Board, get_board
 from hw.board_top import board_sources, stream_shape, wrapper_cost
 from hw.ecp5_outreg import absorb_output_registers
-from common.atomic import atomic_dir, write_json
+from common.atomic import atomic_dir, sha256_file, sha256_tree, write_json
+from common.cli_types import MHZ, SEED
 from common.errors import UserError
 from hw.ir import Graph
 
@@ -174,13 +175,14 @@ def parse_report(report: dict, family: str) -> dict:
 
 def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: Path, *, seed: int = 1,
                     target_mhz: float | None = None, estimate: dict | None = None,
-                    constraints: Path | None = None, data_files: list[Path] = ()) -> dict:
+                    constraints: Path | None = None, data_files: list[Path] = (), inputs: dict | None = None) -> dict:
     """Synthesise, place, route and pack `top` for `board`; write out_dir (replaced atomically).
 
     Sources are copied into out_dir/src and read by relative path, so the same files and seed give the
     same bitstream wherever they live. data_files (memory images read by $readmemh with a bare file name)
     are copied beside them, into the directory Yosys runs in. Returns the summary that `pqhw bitstream`
-    writes to bitstream.json.
+    writes to bitstream.json; `inputs` (hashes of what the sources were made from) is recorded in it, beside
+    the sha256 of every source.
     """
     board = get_board(board) if isinstance(board, str) else board
     _require_open(board)
@@ -209,6 +211,8 @@ def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: 
             shutil.copyfile(data, work / data.name)
         summary = _build_in(work, sources, top, board, constraints, seed, target, (yosys, pnr, pack), versions)
         summary["bitstream"] = str(out_dir / summary.pop("_bitstream_name"))
+        summary["inputs"] = {**(inputs or {}),
+                             "sources_sha256": {p.name: sha256_file(p) for p in [*sources, *data_files]}}
         write_json(work / "bitstream.json", summary, indent=1)
     return summary
 
@@ -300,6 +304,40 @@ def load_estimate(hw_dir: Path) -> dict | None:
     return {k: total[k] for k in ("luts", "ffs", "brams", "dsps", "bram_bits") if k in total}
 
 
+def verified_rtl(hw_dir: Path) -> dict:
+    """The hashes that tie DIR/rtl to the current DIR/graph.json through a passing DIR/verify.json; refuses (one
+    line, naming the reason) when the RTL was not emitted from this graph.json or not verified with 0
+    mismatches. `pqhw verify DIR` writes rtl/ from graph.json and simulates it, which makes this hold."""
+    hw_dir = Path(hw_dir)
+    graph, record, rtl = hw_dir / "graph.json", hw_dir / "verify.json", hw_dir / "rtl"
+    if not graph.is_file():
+        raise UserError(f"{graph}: not found; run `pqhw compile MODEL --out {hw_dir}` first")
+    graph_sha = sha256_file(graph)
+    reason, rec = None, None
+    if not record.is_file():
+        reason = "no verify.json: the accelerator was not verified"
+    else:
+        try:
+            rec = json.loads(record.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            reason = "verify.json is not valid JSON"
+        if rec is not None and not isinstance(rec, dict):
+            reason, rec = "verify.json is not a verify record", None
+    if rec is not None:
+        if rec.get("mismatches") != 0 or rec.get("timed_out"):
+            reason = f"verify.json records {rec.get('mismatches')} mismatches"
+        elif rec.get("graph_sha256") != graph_sha:
+            reason = "verify.json was made from another graph.json"
+        elif not rtl.is_dir():
+            reason = "rtl/ is missing"
+        elif rec.get("rtl_sha256") != sha256_tree(rtl):
+            reason = "rtl/ changed since it was verified"
+    if reason:
+        raise UserError(f"{hw_dir}: {reason}; run `pqhw verify {hw_dir}` first (it writes rtl/ from graph.json "
+                        "and simulates it; a bitstream is built only from verified RTL of the current graph)")
+    return {"graph_sha256": graph_sha, "rtl_sha256": rec["rtl_sha256"], "verify_sha256": sha256_file(record)}
+
+
 def bitstream_for(hw_dir: Path, board_name: str, seed: int = 1, freq_mhz: float | None = None) -> dict:
     """The accelerator in hw_dir (as `pqhw compile` wrote it), built for a board: wrapped in the UART board top
     on the open toolchain, or through FINN's builder for a Vivado board (hw.finn_build, which checks for the
@@ -312,12 +350,16 @@ def bitstream_for(hw_dir: Path, board_name: str, seed: int = 1, freq_mhz: float 
         write_summary(summary, hw_dir / "bitstream.json")
         return summary
     _require_open(board)
+    hw_dir = Path(hw_dir)
+    if not hw_dir.is_dir():
+        raise UserError(f"{hw_dir}: directory not found; run `pqhw compile MODEL --out {hw_dir}` first")
+    inputs = verified_rtl(hw_dir)
     shape = stream_shape(Graph.load(hw_dir / "graph.json"))
     check_fit(load_estimate(hw_dir), board, wrapper_cost(shape, WRAPPER_COST))
     with tempfile.TemporaryDirectory() as tmp:
         sources, top, data = board_sources(hw_dir, board, Path(tmp))
         summary = build_bitstream(sources, top, board, hw_dir / board.name, seed=seed, target_mhz=freq_mhz,
-                                  data_files=data)
+                                  data_files=data, inputs=inputs)
     write_summary(summary, hw_dir / "bitstream.json")
     return summary
 
@@ -325,9 +367,9 @@ def bitstream_for(hw_dir: Path, board_name: str, seed: int = 1, freq_mhz: float 
 @click.command("bitstream")
 @click.argument("hw_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--board", "board_name", required=True, help="Board name (see `pqhw boards`).")
-@click.option("--seed", default=1, show_default=True,
+@click.option("--seed", type=SEED, default=1, show_default=True,
               help="Place-and-route seed of the open toolchain; same seed, same bits (FINN's Vivado flow takes none).")
-@click.option("--freq", "freq_mhz", type=float, default=None,
+@click.option("--freq", "freq_mhz", type=MHZ, default=None,
               help="Timing target in MHz for place and route (default: the board clock).")
 def cli(hw_dir: Path, board_name: str, seed: int, freq_mhz: float | None):
     """Build a bitstream for the accelerator in HW_DIR: wrapped in the UART board top (open-toolchain boards), or

@@ -21,7 +21,7 @@ from typing import Any
 
 import jinja2
 
-from common.atomic import atomic_dir
+from common.atomic import atomic_dir, write_json
 from common.errors import UserError
 from hw import kinds
 from hw.cycles import expected_cycles_per_frame
@@ -154,8 +154,9 @@ def _modules(stages: list[Stage]) -> list[str]:
     return names
 
 
-def emit(graph: Graph, out_dir: Path) -> Design:
-    """Write out_dir/rtl atomically (temporary directory, then rename) and describe the design."""
+def emit(graph: Graph, out_dir: Path, provenance: dict | None = None) -> Design:
+    """Write out_dir/rtl atomically (temporary directory, then rename) and describe the design; `provenance`
+    (e.g. the sha256 of the graph.json it came from) is written beside the Verilog as rtl/provenance.json."""
     stages = plan(graph)
     out_dir = Path(out_dir)
     final = out_dir / "rtl"
@@ -169,6 +170,8 @@ def emit(graph: Graph, out_dir: Path) -> Design:
                 (staging / name).write_text(text)
                 mem_files.append(name)
         (staging / f"{TOP}.sv").write_text(render_top(graph, stages))
+        if provenance is not None:
+            write_json(staging / "provenance.json", provenance)
     sources = [final / f"{m}.sv" for m in modules] + [final / f"{TOP}.sv"]
     return Design(rtl_dir=final, sources=sources, stages=stages, in_n=stages[0].in_n,
                   in_bits=stages[0].rtl.in_fmt.bits, out_bits=stages[-1].out_bits,

@@ -1,7 +1,9 @@
 """`pqhw flow`: train -> export -> compile -> verify -> bitstream -> report, in one run directory.
 
-A step is skipped when its outputs exist, are newer than its inputs and were made with the same options
-(recorded in DIR/flow.json), so running the flow again after a change redoes only what the change touched.
+A step is skipped when its outputs exist with the content they had when it made them and its inputs and
+options are the ones it was made from: DIR/flow.json records, per step, the options and the sha256 of every
+input and output. File times play no part (a copy, a checkout or a touched file changes them, not the
+content), so running the flow again after a change redoes exactly what the change touched.
 """
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ from typing import Callable
 
 import click
 
+from common.atomic import sha256_inputs, write_json
+from common.cli_types import COUNT, MHZ, POSITIVE_FLOAT, SEED, OutDir
 from common.errors import UserError
 
 DEFAULT_BOARD = "icebreaker"
+HW_SOURCES = Path(__file__).resolve().parent.parent / "hw"  # the hand-written blocks and templates
 
 
 @dataclass
@@ -29,12 +34,20 @@ class Step:
     run: Callable[[], str]
 
 
+def step_record(step: Step) -> dict:
+    """What a step was made from and what it made, by content."""
+    return {"options": step.options, "inputs": sha256_inputs(step.inputs()), "outputs": sha256_inputs(step.outputs())}
+
+
 def _fresh(step: Step, recorded: dict) -> bool:
-    outs, ins = step.outputs(), step.inputs()
-    if not outs or not all(p.exists() for p in outs) or recorded.get(step.name) != step.options:
+    """Outputs present and unchanged since the step wrote them, inputs and options the same as then."""
+    rec = recorded.get(step.name)
+    if not isinstance(rec, dict) or rec.get("options") != step.options:
         return False
-    newest_in = max((p.stat().st_mtime for p in ins if p.exists()), default=0.0)
-    return min(p.stat().st_mtime for p in outs) >= newest_in
+    outs = step.outputs()
+    if not outs or not all(p.exists() for p in outs):
+        return False
+    return rec.get("inputs") == sha256_inputs(step.inputs()) and rec.get("outputs") == sha256_inputs(outs)
 
 
 def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mhz: float, vectors: int,
@@ -80,7 +93,7 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mh
         return str(write_report(out, hw))
 
     run_files = [out / "model.pt", out / "metrics.json"]
-    rtl = sorted((Path(__file__).resolve().parent / "rtl").glob("*.sv"))  # the hand-written blocks
+    rtl = [HW_SOURCES / "rtl", HW_SOURCES / "templates"]  # the hand-written blocks and the top's templates
     return [
         Step("train", lambda: [Path(config)], lambda: run_files, {"config": cfg.model_dump(mode="json")}, train),
         Step("export", lambda: [out / "model.pt"],
@@ -88,40 +101,52 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mh
              export),
         Step("compile", lambda: [out / "model.qonnx.onnx"], lambda: [hw / "graph.json", hw / "compile.json"],
              {"target_fps": target_fps, "clock_mhz": clock_mhz, "board": board}, compile_),
-        Step("verify", lambda: [hw / "graph.json", *rtl], lambda: [hw / "verify.json"],
-             {"vectors": vectors, "sim": sim, "seed": seed}, verify_),
-        Step("bitstream", lambda: [hw / "graph.json", *rtl], lambda: [hw / "bitstream.json"],
-             {"board": board, "seed": seed + 1}, bitstream),
+        Step("verify", lambda: [hw / "graph.json", hw / "test_vectors.npz", *rtl],
+             lambda: [hw / "verify.json", hw / "rtl"], {"vectors": vectors, "sim": sim, "seed": seed}, verify_),
+        Step("bitstream", lambda: [hw / "graph.json", hw / "verify.json", hw / "rtl", hw / "estimate.json", *rtl],
+             lambda: [hw / "bitstream.json", hw / board], {"board": board, "seed": seed + 1}, bitstream),
         Step("report", lambda: [hw / "bitstream.json", hw / "verify.json", hw / "compile.json"],
              lambda: [out / "report.html", out / "report.md"], {}, report),
     ]
 
 
+def read_record(record_path: Path) -> dict:
+    """DIR/flow.json; a damaged or foreign one only means that every step runs again."""
+    try:
+        recorded = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
 def run_flow(steps: list[Step], out: Path, echo=print) -> None:
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / "flow.json"
-    recorded = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    recorded = read_record(record_path)
     for i, step in enumerate(steps, 1):
         if _fresh(step, recorded):
             echo(f"[{i}/{len(steps)}] {step.name:9s} up to date")
             continue
+        recorded.pop(step.name, None)  # until it has run again, the step's old record describes nothing
+        write_json(record_path, recorded, indent=1)
         t0 = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()):  # library chatter; progress goes to stderr
             said = step.run()
-        recorded[step.name] = step.options
-        record_path.write_text(json.dumps(recorded, indent=1) + "\n")
+        recorded[step.name] = step_record(step)
+        write_json(record_path, recorded, indent=1)
         echo(f"[{i}/{len(steps)}] {step.name:9s} {said} ({time.perf_counter() - t0:.0f} s)")
 
 
 @click.command("flow")
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory.")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=OutDir(), required=True, help="Run directory.")
 @click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Target board (see `pqhw boards`).")
-@click.option("--target-fps", type=float, default=10000, show_default=True, help="Frames per second to reach.")
-@click.option("--clock-mhz", type=float, default=None, help="Clock for the folding (default: the board clock).")
-@click.option("--vectors", type=int, default=100, show_default=True, help="Random vectors besides the test split.")
+@click.option("--target-fps", type=POSITIVE_FLOAT, default=10000, show_default=True,
+              help="Frames per second to reach.")
+@click.option("--clock-mhz", type=MHZ, default=None, help="Clock for the folding (default: the board clock).")
+@click.option("--vectors", type=COUNT, default=100, show_default=True, help="Random vectors besides the test split.")
 @click.option("--sim", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def cli(config, out_dir, board, target_fps, clock_mhz, vectors, sim, seed):
     """Train, export, compile, verify in RTL simulation, build a bitstream and write the report."""
     from boards.registry import get_board

@@ -1,23 +1,18 @@
 """Reading and writing run directories: model.pt, checkpoint.pt, metrics.json, written atomically."""
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import torch
 
-from common.atomic import atomic_write_bytes, write_json  # noqa: F401
+from common.atomic import atomic_path, atomic_write_bytes, write_json  # noqa: F401
 from common.errors import UserError
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_torch(path: Path) -> dict:

@@ -22,7 +22,8 @@ import click
 import numpy as np
 
 from hw.emit import TOP, Design, emit
-from common.atomic import write_json
+from common.atomic import sha256_file, sha256_tree, write_json
+from common.cli_types import COUNT, SEED
 from common.errors import UserError
 from hw.ir import Graph, dtype_range
 from hw.reference import run_graph
@@ -124,7 +125,9 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
     classes, inter = run_graph(graph, x, keep_intermediates=True)
     expected = classes[:, 0]
     say("writing RTL")
-    design = emit(graph, out_dir)
+    graph_sha256 = sha256_file(out_dir / "graph.json")
+    (out_dir / "verify.json").unlink(missing_ok=True)  # rtl/ is rewritten: the old record no longer holds
+    design = emit(graph, out_dir, provenance={"graph_sha256": graph_sha256})
     run_dir = out_dir / "sim_run" / sim
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in design.memory_files:
@@ -153,6 +156,7 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
         "run_seconds": None if run_seconds is None else round(run_seconds, 3),
         "run_cpu_seconds": None if res.get("run_cpu_seconds") is None else round(res["run_cpu_seconds"], 3),
         "sim_seconds": round(sim_seconds, 2), "build_seconds": round(build_seconds, 2),
+        "graph_sha256": graph_sha256, "rtl_sha256": sha256_tree(design.rtl_dir),
     }
     if per_layer:
         flm = res.get("first_layer_mismatch")
@@ -164,9 +168,11 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
 
 @click.command("verify")
 @click.argument("out_dir", type=click.Path(path_type=Path))
-@click.option("--vectors", default=100, show_default=True, help="Random vectors in addition to the test split.")
+@click.option("--vectors", type=COUNT, default=100, show_default=True,
+              help="Random vectors in addition to the test split.")
 @click.option("--sim", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)
-@click.option("--seed", default=0, show_default=True, help="Seed for random vectors, idle and backpressure.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seed for random vectors, idle and backpressure.")
 @click.option("--per-layer", is_flag=True, help="Name the first layer whose output stream differs.")
 @click.option("--stimulus", type=click.Choice(STIMULI), default="harness", show_default=True,
               help="harness: stimulus, stalls and capture inside the simulator; cocotb: per-cycle drivers.")

@@ -167,7 +167,17 @@ module pqhw_top (input wire clk, input wire rst,
 endmodule
 """)
     (hw_dir / "rtl" / "pqhw_label_select.sv").write_text((RTL_DIR / "pqhw_label_select.sv").read_text())
+    mark_verified(hw_dir)
     return hw_dir
+
+
+def mark_verified(hw_dir: Path) -> None:
+    """The verify.json a passing `pqhw verify` leaves: 0 mismatches, the hashes of graph.json and rtl/."""
+    from common.atomic import sha256_file, sha256_tree
+
+    (hw_dir / "verify.json").write_text(json.dumps({
+        "mismatches": 0, "timed_out": False, "graph_sha256": sha256_file(hw_dir / "graph.json"),
+        "rtl_sha256": sha256_tree(hw_dir / "rtl")}))
 
 
 @pytest.mark.bitstream
@@ -211,6 +221,7 @@ def test_emitted_network_bitstream(tmp_path, board_name):
     hw_dir = tmp_path / "hw"
     emit(graph, hw_dir)
     graph.save(hw_dir / "graph.json")
+    mark_verified(hw_dir)
     result = CliRunner().invoke(bitstream.cli, [str(hw_dir), "--board", board_name])
     assert result.exit_code == 0, result.output + repr(result.exception)
     summary = json.loads((hw_dir / "bitstream.json").read_text())
