@@ -9,8 +9,11 @@ has written its result files; this module writes the stimulus, renders and build
 the files back into arrays. With probes, each layer's output stream during the stress pass is captured
 too (`--per-layer`).
 
-The clock: on Verilator the harness clocks itself (`--timing`), and cocotb registers no per-cycle
-callback at all; `self_clock=False` lets cocotb's Clock drive it instead (measured in bench/sim_speed.py).
+The clock: the harness clocks itself (on Verilator with `--timing`), and cocotb registers no per-cycle
+callback at all; `self_clock=False` lets cocotb's Clock drive it instead. Measured (bench/sim_speed.py,
+Verilator, TFC-sized xnor nets, cycles per CPU-second): self-clocked 1.43 M at 2,076 cycles a frame and
+288 k at 64 cycles a frame (where the MVAU adder trees dominate: a standalone Verilator binary of the same
+harness runs at the same rate), cocotb's Clock 0.76 M and 227 k, the per-cycle cocotb drivers 69 k.
 """
 from __future__ import annotations
 
