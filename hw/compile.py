@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from common.atomic import atomic_dir, write_json
+from common.cli_types import MHZ, POSITIVE_FLOAT, OutDir
 from common.errors import UserError
 from hw.finn_flow import finn_environment, load_model, run_flow
 from hw.finn_import import hw_inputs
@@ -207,11 +208,13 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
 
 @click.command("compile")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Output directory.")
-@click.option("--target-fps", type=float, default=None, help="Frames per second to reach (cheapest folding).")
-@click.option("--clock-mhz", type=float, default=None,
+@click.option("--out", "out_dir", type=OutDir(), required=True, help="Output directory.")
+@click.option("--target-fps", type=POSITIVE_FLOAT, default=None,
+              help="Frames per second to reach (cheapest folding).")
+@click.option("--clock-mhz", type=MHZ, default=None,
               help="Clock for the folding [default: the board clock, or 100 MHz without --board].")
-@click.option("--folding", "folding_file", type=click.Path(path_type=Path), default=None,
+@click.option("--folding", "folding_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Explicit folding JSON: {layer: {pe, simd}}.")
 @click.option("--board", default=None,
               help="Fold for this board: the fastest folding whose estimate fits (see `pqhw boards`).")

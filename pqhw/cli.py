@@ -60,8 +60,14 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as err:
-        err.show()
+    except click.ClickException as err:  # usage errors too: one line, like every other mistake
+        if debug:
+            raise
+        ctx = getattr(err, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = f" (see `{ctx.command_path} --help`)" if isinstance(err, click.UsageError) and ctx else ""
+        msg = " ".join(err.format_message().split())
+        click.echo(f"error: {where}{msg}{hint}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)

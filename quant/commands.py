@@ -7,12 +7,14 @@ from pathlib import Path
 
 import click
 
+from common.cli_types import POSITIVE_INT, OutDir
+
 
 @click.command("train")
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Run directory.")
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=OutDir(), required=True, help="Run directory.")
 @click.option("--resume", is_flag=True, help="Continue from DIR/checkpoint.pt after an interruption.")
-@click.option("--epochs", type=int, default=None,
+@click.option("--epochs", type=POSITIVE_INT, default=None,
               help="Override training.epochs (plain training and the float baseline; a method's phases keep "
                    "their own epochs).")
 @click.option("--threads", type=click.IntRange(1, 256), default=None,
@@ -36,7 +38,7 @@ def train(config, out_dir, resume, epochs, threads):
 
 
 @click.command("export")
-@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--codebook", is_flag=True,
               help="Also write DIR/model.codebook.bin: ternary weights as 5-bit codes, 3 weights each.")
 def export(run_dir, codebook):

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from common.atomic import clean_stale_staging
+from common.cli_types import writable_dir
 from common.errors import UserError
 from quant.checkpoint import atomic_torch_save, load_torch, write_json
 from quant.config import RunConfig
@@ -99,15 +102,21 @@ def train_epochs(model: nn.Module, split: Split, opt, sched, epochs: int, batch_
     for epoch in range(start, epochs):
         model.train()
         order = torch.randperm(len(x), generator=gen)
+        seen = correct = 0
+        loss_sum = 0.0
         for i in range(0, len(x), batch_size):
             idx = order[i:i + batch_size]
             if len(idx) < 2:  # batch norm needs two samples
                 continue
             opt.zero_grad()
             xb = random_shift(x[idx], split.image_shape, shift, gen) if shift else x[idx]
-            loss = loss_fn(model(xb), y[idx])
+            logits = model(xb)
+            loss = loss_fn(logits, y[idx])
             loss.backward()
             opt.step()
+            seen += len(idx)
+            correct += int((logits.detach().argmax(1) == y[idx]).sum())
+            loss_sum += float(loss.detach()) * len(idx)
             if after_step:
                 after_step()
         sched.step()
@@ -115,10 +124,24 @@ def train_epochs(model: nn.Module, split: Split, opt, sched, epochs: int, batch_
             raise UserError(f"{label}: training diverged at epoch {epoch + 1} (loss {loss.item()}); "
                             "lower training.lr")
         if progress:
-            progress.update(task, advance=1, description=f"{label} loss {loss.item():.3f}")
+            show_epoch(progress, task, label, epoch + 1, epochs, loss_sum / max(seen, 1), correct / max(seen, 1))
         if on_epoch:
             on_epoch(epoch + 1)
     return float(loss.detach())
+
+
+def epoch_line(label: str, epoch: int, epochs: int, loss: float, acc: float) -> str:
+    """What the progress shows after an epoch: its number, mean training loss and training accuracy."""
+    return f"{label} epoch {epoch}/{epochs} loss {loss:.3f} train acc {100 * acc:.1f} %"
+
+
+def show_epoch(progress: Progress, task, label: str, epoch: int, epochs: int, loss: float, acc: float) -> None:
+    """Advance the bar to `epoch` with its loss and accuracy; where no bar can be drawn (a log file, a pipe),
+    print the same as one line an epoch, so a long run is never silent."""
+    line = epoch_line(label, epoch, epochs, loss, acc)
+    progress.update(task, completed=epoch, description=line)
+    if not progress.console.is_terminal:
+        progress.console.print(line, highlight=False, soft_wrap=True)
 
 
 def fit(model: nn.Module, split: Split, tc, progress: Progress | None = None, label: str = "train",
@@ -151,12 +174,18 @@ def weight_bits_total(cfg: RunConfig, model) -> int:
 
 
 def _progress() -> Progress:
+    """Training progress on stderr: `pqhw flow` keeps stdout for its step lines (and hides library chatter)."""
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeRemainingColumn(), transient=True)
+                    TimeRemainingColumn(), transient=True, console=Console(stderr=True))
 
 
 def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress: bool = True) -> dict:
     out_dir = Path(out_dir)
+    why = writable_dir(out_dir)
+    if why:
+        raise UserError(f"--out {out_dir}: {why}; give a directory that can be written")
+    clean_stale_staging(out_dir / "checkpoint.pt")
+    clean_stale_staging(out_dir / "model.pt")
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
     split = load_dataset(cfg.dataset)
