@@ -184,7 +184,8 @@ def choose_pruned(scores: list[torch.Tensor], masks: list[torch.Tensor], bits_pe
     Per layer the k % smallest scores of the live alpha are candidates, and never fewer than the iteration
     must remove (in that layer's alpha), so that the global sort, not the candidate count, decides where the
     bases go (`everything`: all live alpha); the candidates of all layers are sorted together and removed in
-    ascending order until the bits are at or below the goal. A layer's last live alpha is never removed, nor, in a layer whose `keep_groups` flag is set, a group's last
+    ascending order until the bits are at or below the goal. A layer's last live alpha is never removed, nor, in a
+    layer whose `keep_groups` flag is set, a group's last
     one. Returns a 0/1 removal mask per layer."""
     removed = [torch.zeros_like(m) for m in masks]
     need = bits_now - bits_goal

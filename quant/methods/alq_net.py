@@ -6,7 +6,8 @@ a float bias, its outputs unquantized (Sec. 4: the last layer's output is not qu
 puts a BatchNorm (and no bias) before each activation instead. It is off by default: batch norm makes the
 loss blind to the scale of a channel's weights, so eq. 13 (which prices removing alpha_i by alpha_i^2) rates
 the bases of channels whose alpha happen to be small as free and empties channels (the 64-16-16-10 digits
-net of the tests at 0.7 bits: 47 % with batch norm, 5 of 16 channels left in layer 2; 74 % without). Bias and thresholds fold into the hardware's
+net of the tests at 0.7 bits: 47 % with batch norm, 5 of 16 channels left in layer 2; 74 % without). Bias and
+thresholds fold into the hardware's
 integer thresholds the same way batch norm would.
 
 Before `init()` a layer is a plain float layer (pre-training); after it, its weights exist only as B, alpha and

@@ -124,7 +124,9 @@ def test_fit_scale_of_levels_already_on_a_grid_recovers_it():
 
 
 def test_admm_dual_update_by_hand():
-    project = lambda x: x * prune_mask(x, 0.5)  # keep the 2 largest of 4
+    def project(x):
+        return x * prune_mask(x, 0.5)  # keep the 2 largest of 4
+
     w0 = torch.tensor([3.0, -1.0, 0.5, 2.0])
     z, u = admm_update(w0, torch.zeros(4), project)
     assert torch.equal(z, torch.tensor([3.0, 0.0, 0.0, 2.0]))
