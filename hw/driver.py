@@ -3,6 +3,11 @@
 Frame to the board: header byte 0xA5, then one byte per input element (the element's two's complement low
 bits); answer: one byte, the class index. The serial port is opened with os/termios (raw 8N1, no flow
 control), so no serial library is needed.
+
+Every wait is bounded: the port is opened without waiting for a carrier, a frame the port does not take
+within the timeout and an answer that does not come within the timeout (plus the frame's time on the line)
+end the command with one line. The board drops a frame it did not receive whole (uart_stream_bridge.sv) and
+listens again once the line has been quiet, so nothing needs to be sent to resynchronise it.
 """
 from __future__ import annotations
 
@@ -72,8 +77,10 @@ class SerialPort:
         speed = getattr(termios, f"B{baud}", None)
         if speed is None:
             raise UserError(f"baud rate {baud} is not supported by this system's termios")
+        self.port, self.baud = port, baud
         try:
-            self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY)
+            # O_NONBLOCK: a tty without carrier detect would otherwise block the open forever.
+            self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         except OSError as err:
             raise UserError(f"cannot open serial port {port}: {err.strerror}") from None
         try:
@@ -88,19 +95,37 @@ class SerialPort:
             os.close(self.fd)
             raise UserError(f"{port} is not a serial port ({err})") from None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, timeout: float) -> int:
+        """Write as much of data as the port takes within timeout seconds; return the number of bytes taken."""
         view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
+        end = time.monotonic() + timeout
+        try:
+            while view:
+                left = end - time.monotonic()
+                if left <= 0 or not select.select([], [self.fd], [], left)[1]:
+                    break
+                try:
+                    view = view[os.write(self.fd, view):]
+                except BlockingIOError:
+                    continue
+        except OSError as err:
+            raise UserError(f"serial port {self.port}: write failed ({err.strerror})") from None
+        return len(data) - len(view)
 
     def read(self, n: int, timeout: float) -> bytes:
         out = b""
         end = time.monotonic() + timeout
-        while len(out) < n:
-            left = end - time.monotonic()
-            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
-                break
-            out += os.read(self.fd, n - len(out))
+        try:
+            while len(out) < n:
+                left = end - time.monotonic()
+                if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                    break
+                try:
+                    out += os.read(self.fd, n - len(out))
+                except BlockingIOError:
+                    continue
+        except OSError as err:
+            raise UserError(f"serial port {self.port}: read failed ({err.strerror})") from None
         return out
 
     def close(self) -> None:
@@ -113,20 +138,37 @@ class SerialPort:
         self.close()
 
 
-def classify(port: SerialPort, inputs: np.ndarray, elem_bits: int, timeout: float = 2.0) -> list[int]:
-    """Send each input vector as one frame and read its class byte back, one frame at a time."""
+def line_seconds(n_bytes: int, baud: int) -> float:
+    """Time n_bytes take on an 8N1 line (10 bits each)."""
+    return n_bytes * 10 / baud
+
+
+def classify(port, inputs: np.ndarray, elem_bits: int, timeout: float = 2.0, baud: int = 115200) -> list[int]:
+    """Send each input vector as one frame and read its class byte back, one frame at a time.
+
+    `port` has write(data, timeout) -> bytes taken and read(n, timeout) -> bytes (SerialPort). Each frame
+    must be taken by the port, and its answer must arrive, within timeout seconds plus the frame's time on
+    the line at `baud`; otherwise one UserError names the image and what did not happen."""
     classes = []
     for i, vec in enumerate(inputs):
-        port.write(encode_frame(vec, elem_bits))
-        answer = port.read(1, timeout)
+        frame = encode_frame(vec, elem_bits)
+        wait = timeout + line_seconds(len(frame) + 1, baud)
+        sent = port.write(frame, wait)
+        if sent < len(frame):
+            raise UserError(f"image {i}: the serial port took {sent} of {len(frame)} bytes within {wait:.3g} s; "
+                            f"check the port and the cable")
+        answer = port.read(1, wait)
         if not answer:
-            # A frame lost on the line leaves the board mid-frame: zero bytes complete it, the surplus is ignored.
-            port.write(bytes(len(vec)))
-            port.read(1, timeout)
-            raise UserError(f"image {i}: no answer from the board within {timeout:g} s; check the port, the baud "
+            raise UserError(f"image {i}: no answer from the board within {wait:.3g} s; check the port, the baud "
                             f"rate and that the bitstream is loaded")
         classes.append(answer[0])
     return classes
+
+
+def _check_timeout(ctx, param, value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise click.BadParameter(f"{value} is not a positive number of seconds")
+    return value
 
 
 @click.command("infer")
@@ -134,8 +176,10 @@ def classify(port: SerialPort, inputs: np.ndarray, elem_bits: int, timeout: floa
 @click.option("--port", required=True, help="Serial port of the board, e.g. /dev/ttyUSB1.")
 @click.option("--hw", "hw_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Compiled accelerator directory (holds graph.json).")
-@click.option("--baud", default=115200, show_default=True)
-@click.option("--timeout", default=2.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(min=50),
+              help="Baud rate of the board's UART (8N1).")
+@click.option("--timeout", default=2.0, show_default=True, type=float, callback=_check_timeout,
+              help="Seconds to wait for each answer, beyond the frame's own time on the line.")
 def cli(images: Path, port: str, hw_dir: Path, baud: int, timeout: float):
     """Classify IMAGES (.npy, or .npz with x and y) on a board running a pqhw bitstream."""
     from hw.reference import run_graph
@@ -146,7 +190,7 @@ def cli(images: Path, port: str, hw_dir: Path, baud: int, timeout: float):
     inputs = images_to_inputs(raw, graph)
     with SerialPort(port, baud) as ser:
         start = time.monotonic()
-        classes = classify(ser, inputs, shape.elem_bits, timeout)
+        classes = classify(ser, inputs, shape.elem_bits, timeout, baud)
         seconds = time.monotonic() - start
     reference = run_graph(graph, inputs)[:, 0]
     for c in classes:

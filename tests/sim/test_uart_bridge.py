@@ -216,3 +216,37 @@ def test_script_reports_an_answer_to_a_broken_frame(tmp_path, build_root):
     steps[1] = {**steps[1], "expect": [steps[2]["expect"][0]]}
     with pytest.raises(AssertionError, match="step 1"):
         run_script(tmp_path, build_root, "verilator", fault_graph(), steps)
+
+
+@pytest.mark.sim
+def test_overrun_behind_a_slow_accelerator_drops_that_frame_only(tmp_path, build_root):
+    # 128 neurons x 16 inputs, one multiply per cycle: 2048 cycles per image, while the UART delivers a frame
+    # in 17 byte times (1360 cycles). Frames sent back to back outrun it: the receiver overruns, that frame
+    # and the bytes until the line is quiet are dropped, and the frames before and after are answered.
+    from hw.board_top import accelerator_sources
+    from hw.emit import emit
+    from sim.graphs import mlp
+
+    graph = mlp(5, "xnor", [16, 128, 10], [(1, 1), (1, 1)], "BINARY", "BINARY", "BINARY")
+    hw_dir = tmp_path / "hw"
+    emit(graph, hw_dir)
+    top = tmp_path / "pqhw_board_top.sv"
+    top.write_text(render_board_top(stream_shape(graph), clks_per_bit=CLKS_PER_BIT, clock_mhz=100,
+                                    baud=12_500_000, title="simulation", timeout_bits=TIMEOUT_BITS))
+    x = np.random.default_rng(5).integers(0, 2, size=(5, 16))
+    classes = [int(c) for c in run_graph(graph, x)[:, 0]]
+    assert len(set(classes[:2])) == 2 and len(set(classes[3:])) == 2  # a shifted answer would show
+    frames = [list(encode_frame(v, 1)) for v in x]
+    # The accelerator holds one image at a time: the second frame arrives while the first is computed, the
+    # bridge's beat register fills, and the receiver overruns.
+    steps = [{"name": "first", "bytes": frames[0], "expect": [classes[0]]},
+             {"name": "second, overruns", "bytes": frames[1], "expect": []},
+             {"name": "third, no quiet before it", "bytes": frames[2], "wait_bits": 1500, "expect": []},
+             {"name": "after the quiet", "bytes": frames[3], "wait_bits": 600, "expect": [classes[3]]},
+             {"name": "and the next", "bytes": frames[4], "wait_bits": 600, "expect": [classes[4]]}]
+    sources = accelerator_sources(hw_dir) + [RTL_DIR / f for f in WRAPPER_RTL] + [top]
+    config = {"clks_per_bit": CLKS_PER_BIT, "header": HEADER, "steps": steps}
+    memories = {p.name: p.read_text() for p in (hw_dir / "rtl").glob("*.mem*")}
+    result = run("verilator", "pqhw_board_top", sources, {}, "tb_uart_bridge", build_root, tmp_path / "run", config,
+                 data_files=memories)
+    assert result["received"] == [classes[0], classes[3], classes[4]]
