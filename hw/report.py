@@ -5,6 +5,7 @@ Only numbers that a step measured or computed appear; a step that did not run sh
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -70,6 +71,24 @@ def _plots(run_dir: Path, metrics: dict, compile_: dict, bitstream: dict | None)
     return plots
 
 
+def uart_frames_per_second(board_name: str | None, frame_elems: int) -> dict | None:
+    """Frames/s the board top's UART carries at the board clock: a frame is the header byte and one byte per
+    input element in, one class byte back, 10 bits a byte (start, 8 data, stop), sent and answered in turn; the
+    baud rate is what the clock divider makes of the board's nominal rate."""
+    from boards.registry import get_board
+    from hw.board_top import clks_per_bit
+
+    if not board_name:
+        return None
+    board = get_board(board_name)
+    if board.uart is None:
+        return None
+    baud = board.clock.mhz * 1e6 / clks_per_bit(board.clock.mhz, board.uart.baud)
+    frame_bytes = 1 + frame_elems + 1
+    return {"fps": baud / (10 * frame_bytes), "baud": baud, "nominal_baud": board.uart.baud,
+            "clock_mhz": board.clock.mhz, "frame_bytes": frame_bytes, "board": board.name}
+
+
 def write_report(run_dir: Path, hw_dir: Path | None = None) -> Path:
     """Writes run_dir/report.md and report.html; returns the HTML path."""
     import markdown_it
@@ -89,12 +108,15 @@ def write_report(run_dir: Path, hw_dir: Path | None = None) -> Path:
                f"{compile_['expected_cycles_per_frame']} cycles per frame")
     if fps:
         summary += f", {fps:,.0f} frames/s at Fmax {bitstream['fmax_mhz']:.1f} MHz on {bitstream['board']}"
+    frame_elems = math.prod((compile_.get("hw_input") or {}).get("shape") or [0]) or None
+    uart = uart_frames_per_second((bitstream or {}).get("board") or compile_.get("board"), frame_elems or 0) \
+        if frame_elems else None
     plots = _plots(run_dir, metrics, compile_, bitstream)
     env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False)
     md = env.get_template("report.md.j2").render(
         name=metrics["name"], summary=summary, metrics=_Obj(metrics), export=_Obj(export), compile=_Obj(compile_),
         verify=_Obj(verify) if verify else None, bitstream=_Obj(bitstream) if bitstream else None, fps=fps,
-        latency_us=latency_us, plots=plots, pct=_pct, fmt=_fmt)
+        latency_us=latency_us, uart=uart, plots=plots, pct=_pct, fmt=_fmt)
     (run_dir / "report.md").write_text(md)
     body = markdown_it.MarkdownIt("commonmark").enable("table").render(md)
     html = ("<!doctype html><meta charset=utf-8><title>pqhw report</title><style>body{font-family:sans-serif;"
