@@ -87,8 +87,8 @@ def render_board_top(shape: StreamShape, *, clks_per_bit: int, clock_mhz: float,
                              keep_trailing_newline=True)
     return env.get_template("board_top.sv.j2").render(
         module=BOARD_TOP, board_title=title, clock_mhz=f"{clock_mhz:g}", baud=baud, header=HEADER,
-        clks_per_bit=clks_per_bit, timeout_bits=timeout_bits, accel_module=accel_module, accel_params=accel_params or {},
-        clk_port=clk_port, rst_port=rst_port,
+        clks_per_bit=clks_per_bit, timeout_bits=timeout_bits, accel_module=accel_module,
+        accel_params=accel_params or {}, clk_port=clk_port, rst_port=rst_port,
         rst_active_low=rst_active_low, **{k: v for k, v in asdict(shape).items() if k != "num_classes"})
 
 
