@@ -32,7 +32,11 @@ def const_ternary_weight(scale: float):
 def const_act(act: LSQAct) -> nn.Module:
     """A Brevitas activation with the LSQ step as its constant scale (Brevitas takes the clip range)."""
     s = float(act.step.detach())
-    common = dict(bit_width=act.bits, scaling_impl_type=ScalingImplType.CONST,
+    if act.hw_bits < 2 and not act.signed:
+        raise UserError(f"activation with levels 0 .. {act.hi}: eq. 26 reads 2^(k-1) - 1, so uint{act.bits} "
+                        "holds 1-bit activations, which the QONNX export does not carry; use act: uint3 "
+                        "(eq. 26's levels 0 .. 3) or method.act_levels: lsq")
+    common = dict(bit_width=act.hw_bits, scaling_impl_type=ScalingImplType.CONST,
                   restrict_scaling_type=RestrictValueType.FP)
     if act.signed:
         quant = Int8ActPerTensorFloat.let(narrow_range=False, scaling_init=s * (1 << (act.bits - 1)), **common)
@@ -68,6 +72,10 @@ def brevitas_net(run_cfg, model) -> Net:
     net = Net(run_cfg.model, model.image_shape, run_cfg.model.layers[-1].features, quantized=True)
     body = list(model.body)
     for j, m in enumerate(body):
+        if type(m) in (nn.Linear, nn.Conv2d):
+            raise UserError(f"layer {j}: kept in float (method.first_layer: float, the paper's setting), which "
+                            "has no integer hardware; train with first_layer: config (its config quantizer) "
+                            "to export")
         if isinstance(m, (PTQLinear, PTQConv2d)):
             if int(m.w.stage) != 1:
                 raise UserError(f"layer {j}: weights are not ternary yet (the quantize phase did not run); "

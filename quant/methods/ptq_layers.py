@@ -75,12 +75,14 @@ class RefinedTernarySTE(torch.autograd.Function):
 class PTQWeight(nn.Module):
     """The latent weight of one layer and how the forward pass sees it, by stage.
 
-    stage 0: w/||w|| (normalize) or w; stage 1: ternary, either with the learned threshold delta and the
+    stage -1: plain w (the float pre-training that gives PTQ its pretrained model); stage 0: w/||w||
+    (normalize) or w; stage 1: ternary, either with the learned threshold delta and the
     refined STE, or (threshold 'quantile') TWN-like: delta at the sparsity quantile of |w|, scale alpha =
     mean |w| of the kept weights, identity STE. `mask` holds the magnitude pruning; pruned weights stay 0.
     """
 
-    def __init__(self, shape, per_tensor: bool, normalize: bool, threshold: str, sparsity: float):
+    def __init__(self, shape, per_tensor: bool, normalize: bool, threshold: str, sparsity: float,
+                 gain: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(shape))
         fan_in = math.prod(shape[1:])
@@ -89,7 +91,7 @@ class PTQWeight(nn.Module):
         self.register_buffer("stage", torch.zeros((), dtype=torch.long))
         self.delta = nn.Parameter(torch.zeros(()))
         self.per_tensor, self.normalize, self.threshold, self.sparsity = per_tensor, normalize, threshold, sparsity
-        if per_tensor and normalize:
+        if per_tensor and normalize and gain:
             self.log_gain = nn.Parameter(torch.tensor(0.5 * math.log(shape[0])))
 
     def gain(self) -> torch.Tensor:
@@ -100,6 +102,8 @@ class PTQWeight(nn.Module):
 
     def forward(self) -> torch.Tensor:
         w = self.weight * self.mask
+        if int(self.stage) == -1:
+            return w
         if int(self.stage) == 0:
             return L2Normalize.apply(w, self.per_tensor) * self.gain() if self.normalize else w
         if self.threshold == "quantile":
@@ -165,15 +169,21 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
 class LSQAct(nn.Module):
     """Learned step size activation quantizer (LSQ, eq. 26): y = clamp(round(x/s), lo, hi) * s.
 
-    Unsigned (after ReLU): levels 0 .. 2^k - 1; signed: -2^(k-1) .. 2^(k-1) - 1. Until `enabled`, it is a
-    plain ReLU (unsigned) or the identity (signed), which is how the float phases train.
+    Unsigned (after ReLU), levels 'eq26' (the paper's eq. 26): 0 .. 2^(k-1) - 1, so k = 2 gives {0, 1};
+    levels 'lsq' (LSQ's own unsigned grid): 0 .. 2^k - 1. Signed: -2^(k-1) .. 2^(k-1) - 1. Until `enabled`,
+    it is a plain ReLU (unsigned) or the identity (signed), which is how the float phases train.
     """
 
-    def __init__(self, bits: int, signed: bool):
+    def __init__(self, bits: int, signed: bool, levels: str = "eq26"):
         super().__init__()
         self.bits, self.signed = bits, signed
         self.lo = -(1 << (bits - 1)) if signed else 0
-        self.hi = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        if signed or levels == "eq26":
+            self.hi = (1 << (bits - 1)) - 1
+        else:
+            self.hi = (1 << bits) - 1
+        # the unsigned integer width the levels need in hardware (eq. 26: k - 1 bits)
+        self.hw_bits = bits if signed else max(1, int(self.hi).bit_length())
         self.step = nn.Parameter(torch.ones(()))
         self.register_buffer("enabled", torch.zeros((), dtype=torch.bool))
 

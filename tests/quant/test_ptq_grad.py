@@ -94,7 +94,7 @@ def test_delta_gradient_is_the_sum_over_nonzero_ternary_weights():
 
 
 def test_lsq_levels_and_step_gradient():
-    act = LSQAct(2, signed=False)
+    act = LSQAct(2, signed=False, levels="lsq")
     act.init_step(torch.full((4, 3), 1.5))
     assert bool(act.enabled)
     assert act.step.item() == pytest.approx(2 * 1.5 / 3 ** 0.5)
@@ -114,3 +114,13 @@ def test_lsq_levels_and_step_gradient():
     with torch.no_grad():
         signed.step.fill_(1.0)
     assert signed(torch.tensor([[-9.0, -1.2, 2.6, 9.0]])).tolist() == [[-4.0, -1.0, 3.0, 3.0]]
+
+
+def test_eq26_levels_are_zero_to_two_to_the_k_minus_one_minus_one():
+    act = LSQAct(3, signed=False)  # the default: eq. 26, clip(y / s, 0, 2^(k-1) - 1)
+    assert (act.lo, act.hi, act.hw_bits) == (0, 3, 2)
+    act.init_step(torch.ones(2, 2))
+    with torch.no_grad():
+        act.step.fill_(1.0)
+    assert act(torch.tensor([[-2.0, 1.2, 2.6, 9.0]])).tolist() == [[0.0, 1.0, 3.0, 3.0]]
+    assert (LSQAct(2, signed=False).hi, LSQAct(2, signed=False, levels="lsq").hi) == (1, 3)

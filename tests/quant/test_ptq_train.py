@@ -19,7 +19,8 @@ MLP = {
     "model": {"layers": [{"kind": "linear", "features": 32, "weight": "ternary", "act": "uint2"},
                          {"kind": "linear", "features": 10, "weight": "ternary"}]},
     "training": {"epochs": 2, "lr": 0.01, "batch_size": 64, "seed": 0},
-    "method": {"name": "ptq", "sparsity": 0.7, "epochs": {"pretrain": 3, "prune": 2, "quantize": 3}},
+    "method": {"name": "ptq", "sparsity": 0.7, "first_layer": "ternary", "act_levels": "lsq",
+               "epochs": {"float": 2, "pretrain": 3, "prune": 2, "quantize": 3}},
 }
 
 
@@ -91,11 +92,12 @@ def test_phases_are_saved_and_skipped_on_resume(tmp_path):
 
     cfg = _cfg()
     m1 = train_run(cfg, tmp_path, show_progress=False)
-    assert sorted(p.name for p in (tmp_path / "phases").iterdir()) == ["pretrain.pt", "prune.pt", "quantize.pt"]
+    assert sorted(p.name for p in (tmp_path / "phases").iterdir()) == ["float.pt", "pretrain.pt", "prune.pt",
+                                                                      "quantize.pt"]
     assert m1["phases_resumed"] == []
     (tmp_path / "phases" / "quantize.pt").unlink()
     m2 = train_run(cfg, tmp_path, resume=True, show_progress=False)
-    assert m2["phases_resumed"] == ["pretrain", "prune"]
+    assert m2["phases_resumed"] == ["float", "pretrain", "prune"]
     assert m2["test_accuracy"] == m1["test_accuracy"]  # the rerun phase is deterministic
     assert m2["sparsity_per_layer"] == m1["sparsity_per_layer"]
     other = _cfg(sparsity=0.5)
@@ -107,7 +109,7 @@ def test_twn_variant_hits_the_sparsity_with_the_quantile_threshold(tmp_path):
     from quant.train import train_run
 
     m = train_run(_cfg(variant="twn", sparsity=0.6), tmp_path, show_progress=False)
-    assert list(m["phase_epochs"]) == ["pretrain", "quantize"] and m["phase_epochs"]["quantize"] == 5
+    assert list(m["phase_epochs"]) == ["float", "pretrain", "quantize"] and m["phase_epochs"]["quantize"] == 5
     for s in m["sparsity_per_layer"]:
         assert s == pytest.approx(0.6, abs=0.01)
 
@@ -153,7 +155,8 @@ CNN = {
                           "pool": 2},
                          {"kind": "linear", "features": 10, "weight": "ternary"}]},
     "training": {"epochs": 2, "lr": 0.01, "batch_size": 64, "seed": 0},
-    "method": {"name": "ptq", "sparsity": 0.5, "epochs": {"pretrain": 2, "prune": 1, "quantize": 2}},
+    "method": {"name": "ptq", "sparsity": 0.5, "first_layer": "ternary", "act_levels": "lsq",
+               "epochs": {"float": 1, "pretrain": 2, "prune": 1, "quantize": 2}},
 }
 
 
