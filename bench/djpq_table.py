@@ -1,12 +1,13 @@
 """The DJPQ comparison on digits (paper 001, Table 1 layout): every baseline and DJPQ on one MLP and split.
 
-run(out_path) trains each row from configs/digits_djpq.yaml with only the method section changed, writes
-the rows as JSON to out_path and, beside it, PNG plots of the learned bit widths and pruning ratios per
+run(out_path) trains each row from configs/digits_djpq.yaml with only the method section changed, over
+SEEDS (mean, std and every run per row), writes the rows as JSON to out_path and, beside it, PNG plots of the learned bit widths and pruning ratios per
 layer (paper Figs. 1-4) and of accuracy against BOPs.
 """
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -21,19 +22,29 @@ ROWS = [
     ("fixed 4/4", {"variant": "fixed", "fixed_bits": [4, 4]}),
     ("fixed 2/2", {"variant": "fixed", "fixed_bits": [2, 2]}),
     ("DQ", {"variant": "dq", "restrict": "none"}),
-    ("DQ-restrict", {"variant": "dq", "restrict": "pow2"}),
+    # footnote 2: DQ's learned widths upper rounded to powers of two after training
+    ("DQ-restrict", {"variant": "dq", "restrict": "pow2_up", "restrict_after": True}),
     ("VIBNet + fixed 8/8", {"variant": "vib_dq", "fixed_bits": [8, 8]}),
-    ("VIBNet + DQ", {"variant": "vib_dq", "restrict": "none"}),
+    ("two-stage (VIBNet, then DQ)", {"variant": "vib_dq", "restrict": "none"}),
     ("DJPQ", {"variant": "djpq", "restrict": "none"}),
     ("DJPQ-restrict", {"variant": "djpq", "restrict": "pow2"}),
 ]
 KEEP = ("test_accuracy", "float_accuracy", "macs", "bops", "float_bops", "mac_compression", "bop_compression",
         "weight_bits_per_layer", "act_bits_per_layer", "pruned_channels_ratio", "layer_pruning_ratio",
         "kept_channels", "hardware_runnable", "train_seconds")
+SEEDS = (0, 1, 2)
+STATS = ("test_accuracy", "macs", "bops", "mac_compression", "bop_compression")
 
 
-def _config(overrides: dict) -> dict:
+def _summary(values) -> dict:
+    values = [float(v) for v in values]
+    return {"mean": round(statistics.fmean(values), 6),
+            "std": round(statistics.stdev(values), 6) if len(values) > 1 else 0.0}
+
+
+def _config(overrides: dict, seed: int = 0) -> dict:
     cfg = yaml.safe_load(BASE.read_text())
+    cfg["training"]["seed"] = seed
     method = {k: v for k, v in cfg["method"].items() if k not in ("variant", "restrict", "fixed_bits")}
     cfg["method"] = {**method, **overrides}
     return cfg
@@ -48,14 +59,23 @@ def train_rows(work: Path) -> list[dict]:
     torch.set_num_threads(1)
     rows = []
     for label, overrides in ROWS:
-        cfg = parse_config(_config(overrides), f"{BASE} ({label})")
-        m = train_run(cfg, work / label.replace(" ", "_").replace("/", "-"), show_progress=False)
+        runs = []
+        for seed in SEEDS:
+            cfg = parse_config(_config(overrides, seed), f"{BASE} ({label})")
+            m = train_run(cfg, work / f"{label.replace(' ', '_').replace('/', '-')}_{seed}", show_progress=False)
+            runs.append({k: m[k] for k in KEEP})
         rows.append({"row": label, "bit_width": "/".join(map(str, overrides["fixed_bits"]))
-                     if "fixed_bits" in overrides else "mixed", **{k: m[k] for k in KEEP}})
-    first = rows[0]
-    rows.insert(0, {"row": "float baseline", "bit_width": "32/32", "test_accuracy": first["float_accuracy"],
-                    "macs": first["macs"], "bops": first["float_bops"], "mac_compression": 1.0,
-                    "bop_compression": 1.0})
+                     if "fixed_bits" in overrides else "mixed", "method": overrides,
+                     **{k: _summary(r[k] for r in runs) for k in STATS},
+                     "weight_bits_per_layer": [r["weight_bits_per_layer"] for r in runs],
+                     "act_bits_per_layer": [r["act_bits_per_layer"] for r in runs],
+                     "layer_pruning_ratio": runs[0]["layer_pruning_ratio"],
+                     "kept_channels": [r["kept_channels"] for r in runs], "runs": runs})
+    first = rows[0]["runs"]
+    rows.insert(0, {"row": "float baseline", "bit_width": "32/32",
+                    "test_accuracy": _summary(r["float_accuracy"] for r in first),
+                    "macs": _summary(r["macs"] for r in first), "bops": _summary(r["float_bops"] for r in first),
+                    "mac_compression": _summary([1.0]), "bop_compression": _summary([1.0])})
     return rows
 
 
@@ -68,9 +88,9 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     paths = []
     mixed = [r for r in rows if r.get("bit_width") == "mixed"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for r in mixed:
-        axes[0].plot(range(len(r["weight_bits_per_layer"])), r["weight_bits_per_layer"], "o-", label=r["row"])
-        axes[1].plot(range(len(r["act_bits_per_layer"])), r["act_bits_per_layer"], "s--", label=r["row"])
+    for r in mixed:  # seed 0
+        axes[0].plot(range(len(r["weight_bits_per_layer"][0])), r["weight_bits_per_layer"][0], "o-", label=r["row"])
+        axes[1].plot(range(len(r["act_bits_per_layer"][0])), r["act_bits_per_layer"][0], "s--", label=r["row"])
     axes[0].set(title="learned weight bits per layer", xlabel="layer", ylabel="bits")
     axes[1].set(title="learned activation bits per layer", xlabel="layer (output activation)", ylabel="bits")
     axes[0].legend(fontsize=7)
@@ -92,8 +112,9 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in rows:
-        ax.scatter(r["bops"], 100 * r["test_accuracy"])
-        ax.annotate(r["row"], (r["bops"], 100 * r["test_accuracy"]), fontsize=7, xytext=(3, 3),
+        ax.errorbar(r["bops"]["mean"], 100 * r["test_accuracy"]["mean"], yerr=100 * r["test_accuracy"]["std"],
+                    fmt="o")
+        ax.annotate(r["row"], (r["bops"]["mean"], 100 * r["test_accuracy"]["mean"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
     ax.set(xscale="log", xlabel="BOPs (log)", ylabel="test accuracy (%)", title="digits MLP: accuracy vs BOPs")
     fig.tight_layout()
@@ -104,13 +125,16 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| method | bit-width | test acc. | MACs | BOPs | MAC comp. | BOP comp. | w bits | a bits | kept |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| method | bit-width | test acc. % (mean ± std, {len(SEEDS)} seeds) | MACs | BOPs | MAC comp. | "
+             "BOP comp. | w bits (seed 0) | a bits (seed 0) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['row']} | {r['bit_width']} | {100 * r['test_accuracy']:.2f}% | {r['macs']:.0f} | "
-                     f"{r['bops']:.0f} | {r['mac_compression']:.2f} | {r['bop_compression']:.1f} | "
-                     f"{r.get('weight_bits_per_layer', '-')} | {r.get('act_bits_per_layer', '-')} | "
-                     f"{r.get('kept_channels', '-')} |")
+        a, mac, bop = r["test_accuracy"], r["macs"], r["bops"]
+        wb = r["weight_bits_per_layer"][0] if "weight_bits_per_layer" in r else "-"
+        ab = r["act_bits_per_layer"][0] if "act_bits_per_layer" in r else "-"
+        lines.append(f"| {r['row']} | {r['bit_width']} | {100 * a['mean']:.2f} ± {100 * a['std']:.2f} | "
+                     f"{mac['mean']:.0f} ± {mac['std']:.0f} | {bop['mean']:.0f} ± {bop['std']:.0f} | "
+                     f"{r['mac_compression']['mean']:.2f} | {r['bop_compression']['mean']:.1f} | {wb} | {ab} |")
     return "\n".join(lines)
 
 

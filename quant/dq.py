@@ -11,8 +11,8 @@ straight-through estimate (1 where the input lies inside [q_s, q_m], 0 in the cl
 Bit widths: eq. 3 (symmetric weights) and eq. 4 (unsigned activations) give a continuous bit width whose
 ceiling is passed straight through, so the BOPs term of the loss has a gradient in d, q_m and t.
 
-Restriction (Alg. 2): the bit width is mapped to b' (power of two: 2^floor(log2 b), at least 2; or the next
-integer), the forward pass uses the step d' = (q_m - q_s)^t / L(b') with q_m unchanged, and the backward
+Restriction (Alg. 2): the bit width is mapped to b' (power of two: 2^round(log2 b), at least 2; 2^ceil(log2 b)
+for pow2_up; or the next integer), the forward pass uses the step d' = (q_m - q_s)^t / L(b') with q_m unchanged, and the backward
 pass is unchanged (d' takes d's gradient). L(b) = 2^(b-1) - 1 for weights, as in Alg. 2; for activations
 L(b) = 2^b - 1 rather than Alg. 2's 2^b, because the top level 2^b would need b + 1 unsigned bits.
 """
@@ -25,7 +25,7 @@ from torch import nn
 
 from common.errors import UserError
 
-RESTRICT_CHOICES = ("none", "integer", "pow2")
+RESTRICT_CHOICES = ("none", "integer", "pow2", "pow2_up")
 HW_BITS = range(2, 9)  # int MVAU widths the RTL implements (plus binary/ternary)
 
 
@@ -73,12 +73,17 @@ def act_bits_eq4(q_m, d, q_s: float) -> torch.Tensor:
 
 
 def restrict_bits(b: float, mode: str) -> int:
-    """Alg. 2: s' = floor(log2 b), b' = 2^s' (at least 2, at most 32); or the next integer for 'integer'."""
-    if mode == "pow2":
-        return int(min(32, max(2, 2 ** math.floor(math.log2(max(b, 1.0))))))
+    """Alg. 2 ('pow2'): s = log2 b, s' = round(s) (the paper writes the rounding operation as in eq. 1 and
+    says "rounded to the nearest power-of-two"), b' = 2^s', at least 2 and at most 32: the boundary between
+    4 and 8 bits is 2^2.5 = 5.66. 'pow2_up': the next power of two, 2^ceil(log2 b) (footnote 2's DQ-restrict,
+    "upper rounded"). 'integer': the next integer."""
+    if mode in ("pow2", "pow2_up"):
+        s = math.log2(max(b, 1.0))
+        s = math.floor(s + 0.5) if mode == "pow2" else math.ceil(s - 1e-9)
+        return int(min(32, max(2, 2 ** s)))
     if mode == "integer":
         return int(min(32, max(2, math.ceil(b - 1e-6))))
-    raise UserError(f"method.restrict: {mode!r} has no bit rounding; accepted: integer, pow2")
+    raise UserError(f"method.restrict: {mode!r} has no bit rounding; accepted: integer, pow2, pow2_up")
 
 
 def levels(bits: int, signed: bool) -> int:

@@ -7,7 +7,11 @@ then:
   vib_dq   two-stage: VIBNet pruning in float (eq. 13), then the gates frozen and DQ with CE + beta * BOPs
            (with fixed_bits set, the second stage is fixed-width quantization instead)
   djpq     eq. 17 in one stage: CE + gamma * sum log(1 + alpha) + beta * sum BOPs_l (soft pruning, eq. 19)
-restrict: none (eq. 2 as is), integer (bit widths rounded up to integers) or pow2 (Alg. 2: 2, 4, 8).
+restrict: none (eq. 2 as is), integer (bit widths rounded up to integers), pow2 (Alg. 2: the nearest power
+of two, 2, 4, 8) or pow2_up (the next power of two). restrict_after: train with restrict none and apply the
+restriction to the trained widths only (paper footnote 2: DQ-restrict is DQ's learned widths upper rounded
+to powers of two, no training under the restriction); without it, Alg. 2 runs in every forward pass (DJPQ-
+restrict, Alg. 1).
 gamma and beta rise linearly over `anneal_epochs` epochs; Adam with separate learning rates for weights
 (and batch norm), gates and quantizer parameters (Alg. 1). Phases are checkpointed; --resume skips
 finished ones.
@@ -37,7 +41,9 @@ class Config(BaseModel):
     name: Literal["djpq"]
     variant: Literal["fixed", "dq", "vib_dq", "djpq"] = "djpq"
     fixed_bits: tuple[int, int] | None = Field(None, description="[weight bits, activation bits]")
-    restrict: Literal["none", "integer", "pow2"] = "pow2"
+    restrict: Literal["none", "integer", "pow2", "pow2_up"] = "pow2"
+    restrict_after: bool = Field(False, description="round the trained widths once, after training "
+                                 "(DQ-restrict of the paper's footnote 2), instead of Alg. 2 in the loop")
     pow2_scale: bool = Field(False, description="weight steps rounded up to powers of two")
     init_weight_bits: int = Field(8, ge=2, le=16)
     init_act_bits: int = Field(8, ge=1, le=16)
@@ -61,6 +67,8 @@ class Config(BaseModel):
     def _check(self):
         if self.variant == "fixed" and self.fixed_bits is None:
             raise ValueError("variant fixed needs fixed_bits: [weight bits, activation bits]")
+        if self.restrict_after and self.restrict == "none":
+            raise ValueError("restrict_after needs a restrict to apply: integer, pow2 or pow2_up")
         if self.fixed_bits is not None:
             w, a = self.fixed_bits
             if not (2 <= w <= 8 and 1 <= a <= 8):
@@ -228,6 +236,10 @@ def train(run_cfg, m: Config, model: DJPQNet, split, out_dir: Path, resume: bool
         configure(model, done[-1])
         model.load_state_dict(ckpt["state_dict"])
         model._calibrated = any(p not in ("pretrain", "vib") for p in done)
+    quantizers = model.weight_quantizers() + model.act_quantizers()
+    if m.restrict_after:  # trained unrestricted; the restriction is applied below, once
+        for q in quantizers:
+            q.restrict = "none"
     for phase in phases:
         if phase in done:
             continue
@@ -237,7 +249,12 @@ def train(run_cfg, m: Config, model: DJPQNet, split, out_dir: Path, resume: bool
         atomic_torch_save({"state_dict": model.state_dict(), "config": run_cfg.model_dump(mode="json"),
                            "done": done, "results": results}, ckpt_path)
     configure(model, phases[-1])
-    out = {"method": "djpq", "variant": m.variant, "restrict": m.restrict,
+    if m.restrict_after:
+        results["unrestricted"] = {"test_accuracy": _accuracy(model, split), **{
+            k: v for k, v in report(model).items() if k in ("weight_bits_per_layer", "act_bits_per_layer", "bops")}}
+        for q in quantizers:
+            q.restrict = m.restrict
+    out = {"method": "djpq", "variant": m.variant, "restrict": m.restrict, "restrict_after": m.restrict_after,
            "float_accuracy": results["pretrain"]["test_accuracy"], "phases": results}
     if "vib" in results:
         out["pruned_float_accuracy"] = results["vib"]["test_accuracy"]

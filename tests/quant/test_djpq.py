@@ -125,3 +125,20 @@ def test_tiny_djpq_run_exports_and_compiles_exactly(tmp_path):
     assert [r.act_bits for r in rows] == [4] + m["act_bits_per_layer"]
     assert cost.total_bops(rows) == m["bops"]
     assert np.isfinite(report["expected_fps"])
+
+
+def test_dq_restrict_trains_unrestricted_then_upper_rounds_to_powers_of_two(tmp_path):
+    """Paper 001 footnote 2: DQ-restrict is DQ's learned widths upper rounded, not Alg. 2 in the loop."""
+    from quant.dq import restrict_bits
+
+    cfg = parse_config(_run_cfg({"variant": "dq", "restrict": "pow2_up", "restrict_after": True,
+                                 "init_weight_bits": 6, "init_act_bits": 5}))
+    m = train_run(cfg, tmp_path, show_progress=False)
+    free = m["phases"]["unrestricted"]
+    assert m["restrict_after"] and "test_accuracy" in free
+    assert m["weight_bits_per_layer"] == [restrict_bits(b, "pow2_up") for b in m["weight_bits_continuous"]]
+    assert all(b in (2, 4, 8, 16, 32) for b in m["weight_bits_per_layer"] + m["act_bits_per_layer"])
+    assert all(r >= u for r, u in zip(m["weight_bits_per_layer"], free["weight_bits_per_layer"]))
+    assert m["bops"] >= free["bops"]
+    with pytest.raises(UserError, match="restrict_after needs"):
+        parse_config(_run_cfg({"variant": "dq", "restrict": "none", "restrict_after": True}))

@@ -116,28 +116,34 @@ def test_bit_width_gradient_is_straight_through_the_ceiling():
 
 
 def test_alg2_rounding():
-    assert [restrict_bits(b, "pow2") for b in (1.2, 2.0, 3.99, 4.0, 5.3, 7.99, 8.0, 15.9, 16.0, 31.0, 40.0)] == \
-        [2, 2, 2, 4, 4, 4, 8, 8, 16, 16, 32]
+    # nearest power of two in log2 (Alg. 2: s' = round(log2 b)); 4 | 8 at 2^2.5 = 5.657, 8 | 16 at 11.31
+    assert [restrict_bits(b, "pow2") for b in (1.2, 2.0, 2.8, 2.9, 3.99, 4.0, 5.3, 5.6, 5.7, 5.9, 6.1, 7.99,
+                                               8.0, 11.3, 11.4, 16.0, 31.0, 40.0)] == \
+        [2, 2, 2, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 16, 16, 32, 32]
+    # footnote 2 (DQ-restrict): DQ's widths upper rounded
+    assert [restrict_bits(b, "pow2_up") for b in (1.2, 2.0, 2.1, 4.0, 4.2, 5.9, 8.0, 8.5)] == [2, 2, 4, 4, 8, 8, 8, 16]
     assert [restrict_bits(b, "integer") for b in (1.2, 4.0, 4.17, 7.99)] == [2, 4, 5, 8]
     with pytest.raises(UserError):
         restrict_bits(5.0, "none")
 
 
 def test_alg2_adjusts_step_keeps_q_m():
-    q = DQQuant(True, 6, q_m=1.0 + 1e-4, q_s=1e-4, restrict="pow2")   # eq. 3 gives 6 bits -> b' = 4
-    assert float(q.continuous_bits()) == pytest.approx(6.0)
+    q = DQQuant(True, 5, q_m=1.0 + 1e-4, q_s=1e-4, restrict="pow2")   # eq. 3 gives 5 bits -> b' = 4
+    assert float(q.continuous_bits()) == pytest.approx(5.0)
     assert q.target_bits() == 4
     assert float(q.step()) == pytest.approx(1.0 / 7)                  # (q_m - q_s)^t / (2^(4-1) - 1)
     assert float(q.q_m) == pytest.approx(1.0 + 1e-4)
     assert q.top_level() == 7 and q.hw_bits() == 4
-    a = DQQuant(False, 6, q_m=3.0, q_s=0.0, restrict="pow2")           # eq. 4: log2(64) = 6 -> 4
+    six = DQQuant(True, 6, q_m=1.0 + 1e-4, q_s=1e-4, restrict="pow2")  # 6 bits: log2 6 = 2.58 -> 8 bits
+    assert six.target_bits() == 8 and six.top_level() == 127
+    a = DQQuant(False, 5, q_m=3.0, q_s=0.0, restrict="pow2")           # eq. 4: log2(32) = 5 -> 4
     assert a.target_bits() == 4 and float(a.step()) == pytest.approx(3.0 / 15)
     out = a(torch.tensor([-1.0, 0.1, 0.31, 2.0, 9.0]))
     assert (out / (3.0 / 15)).round().tolist() == [0, 0, 2, 10, 15]   # uint4 grid, clipped at q_m
 
 
 def test_alg2_backward_unchanged_step_takes_d_gradient():
-    q = DQQuant(True, 6, q_m=1.0 + 1e-4, q_s=1e-4, restrict="pow2")
+    q = DQQuant(True, 5, q_m=1.0 + 1e-4, q_s=1e-4, restrict="pow2")
     x = torch.tensor([0.33, -0.6])
     q(x).sum().backward()
     step = 1.0 / 7
