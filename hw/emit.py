@@ -3,10 +3,11 @@ hand-written blocks it instantiates, and the weight/threshold memory files ($rea
 simulators and synthesis read them from the rtl directory or their working directory).
 
 Stream links. Layer i's output goes through a FIFO and, where its PE differs from the next layer's input
-fold (SIMD), a width converter. FIFO depth = 2 x the producer's output beats per frame (minimum 2): an
-MVAU takes its input vector only during its first neuron fold and replays it from its input buffer for
-the other folds, so the link must hold a whole frame while the consumer is busy replaying the previous
-one, plus the frame being produced. The FIFO hands over one producer beat a cycle, so an MVAU whose SIMD
+fold (SIMD), a width converter. FIFO depth = 2 x the producer's beats per input vector of the consumer
+(minimum 2): an MVAU takes its input vector only during its first neuron fold and replays it from its input
+buffer for the other folds, so the link must hold a whole vector while the consumer is busy replaying the
+previous one, plus the vector being produced (for the FC layer after a conv part, whose vector is the whole
+flattened feature map, that is two frames of it). The FIFO hands over one producer beat a cycle, so an MVAU whose SIMD
 exceeds its producer's PE reads its first fold at the producer's rate (what the width converter holds
 aside); hw.cycles counts that stall and hw.folding folds against it. Each MVAU and threshold unit also has
 an 8-beat output FIFO inside, filled by credit, so the MVAU datapath never stalls mid-row; the measured
@@ -121,8 +122,9 @@ def plan(graph: Graph) -> list[Stage]:
         stages.append(Stage(name=f"l{i}_{_ident(layer.name)}", layer=layer, rtl=rtl))
         fmt = rtl.out_fmt
     for prod, cons, layer in zip(stages[:-1], stages[1:], graph.layers[:-1]):
-        beats_per_frame = layer.out_channels // prod.out_n
-        prod.fifo_depth = max(2, 2 * beats_per_frame)
+        # the consumer's input vector (a conv MVAU's window, an FC layer's whole flattened feature map)
+        beats_per_vector = cons.layer.in_channels // prod.out_n
+        prod.fifo_depth = max(2, 2 * beats_per_vector)
         prod.dwc = prod.out_n != cons.in_n
     return stages
 
