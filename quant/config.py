@@ -73,11 +73,12 @@ class LinearLayer(_Strict):
 
 
 class ConvLayer(_Strict):
-    """A valid convolution (no padding, stride 1, optional max-pool); trains and exports, no RTL yet."""
+    """A convolution (stride 1, `padding` zero rows/columns on each side, optional k x k max-pool)."""
 
     kind: Literal["conv"]
     channels: int = Field(gt=0)
     kernel: int = Field(3, gt=0)
+    padding: int = Field(0, ge=0)
     weight: str
     act: str | None = None
     pool: int = Field(1, ge=1)

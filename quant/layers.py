@@ -61,13 +61,15 @@ class Net(nn.Module):
         flattened = not self.has_conv
         for i, layer in enumerate(cfg.layers):
             if layer.kind == "conv":
-                if layer.kernel > min(h, w):
-                    raise UserError(f"model.layers.{i}.kernel: {layer.kernel} is larger than the {h}x{w} input")
-                conv = (qnn.QuantConv2d(c, layer.channels, layer.kernel, bias=False,
+                p = layer.padding
+                if layer.kernel > min(h, w) + 2 * p:
+                    raise UserError(f"model.layers.{i}.kernel: {layer.kernel} is larger than the {h}x{w} input"
+                                    + (f" padded by {p}" if p else ""))
+                conv = (qnn.QuantConv2d(c, layer.channels, layer.kernel, padding=p, bias=False,
                                         weight_quant=weight_quant(layer.weight))
-                        if quantized else nn.Conv2d(c, layer.channels, layer.kernel, bias=False))
+                        if quantized else nn.Conv2d(c, layer.channels, layer.kernel, padding=p, bias=False))
                 blocks += [conv, nn.BatchNorm2d(layer.channels), self._act(layer.act, quantized)]
-                c, h, w = layer.channels, h - layer.kernel + 1, w - layer.kernel + 1
+                c, h, w = layer.channels, h + 2 * p - layer.kernel + 1, w + 2 * p - layer.kernel + 1
                 if layer.pool > 1:
                     blocks.append(nn.MaxPool2d(layer.pool))
                     h, w = h // layer.pool, w // layer.pool
