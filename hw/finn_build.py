@@ -33,6 +33,7 @@ import click
 
 from boards.registry import Board, all_boards, get_board
 from common.atomic import atomic_dir, write_json
+from common.cli_types import MHZ
 from common.errors import UserError
 from hw.finn_flow import finn_environment
 
@@ -476,7 +477,7 @@ def _write_json(data: dict, path: Path) -> None:
 @click.command("finn-estimate")
 @click.argument("hw_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--board", "board_name", required=True, help="A Vivado board: pynq-z2, zcu104 or kv260.")
-@click.option("--freq", "freq_mhz", type=float, default=None,
+@click.option("--freq", "freq_mhz", type=MHZ, default=None,
               help="Clock in MHz for the frames/s estimate (default: the board clock).")
 def cli(hw_dir: Path, board_name: str, freq_mhz: float | None):
     """FINN's own resource and cycle estimates for the accelerator in HW_DIR on a Vivado board (runs FINN's

@@ -57,8 +57,9 @@ def check_finite(model, source) -> None:
 
 
 def check_model_file(path) -> None:
-    """check_finite on an ONNX file (with its external data). A file that does not parse is left to the
-    caller's loader, which says so in its own words."""
+    """check_finite on an ONNX file (with its external data), and a graph to check at all (an empty file is a
+    valid, empty protobuf message). A file that does not parse is left to the caller's loader, which says so in
+    its own words."""
     import onnx
 
     path = Path(path)
@@ -66,4 +67,7 @@ def check_model_file(path) -> None:
         model = onnx.load(str(path))
     except Exception:
         return
+    if not model.graph.node or not model.graph.input or not model.graph.output:
+        raise UserError(f"{path}: not an ONNX model (no graph nodes, inputs or outputs; an empty or truncated "
+                        "file parses as an empty model)")
     check_finite(model, path)

@@ -5,11 +5,13 @@ from pathlib import Path
 
 import click
 
+from common.cli_types import OutDir
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "digits_w1a1.yaml"
 
 
 @click.command("demo")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("runs/demo"), show_default=True)
+@click.option("--out", "out_dir", type=OutDir(), default=Path("runs/demo"), show_default=True)
 @click.pass_context
 def cli(ctx, out_dir):
     """Train, export, compile, verify, build a bitstream and write the report, all with defaults."""

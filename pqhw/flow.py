@@ -18,7 +18,7 @@ from typing import Callable
 import click
 
 from common.atomic import sha256_inputs, write_json
-from common.cli_types import COUNT, MHZ, POSITIVE_FLOAT, SEED, OutDir
+from common.cli_types import COUNT, MHZ, POSITIVE_FLOAT, SEED, OutDir, writable_dir
 from common.errors import UserError
 
 DEFAULT_BOARD = "icebreaker"
@@ -120,6 +120,9 @@ def read_record(record_path: Path) -> dict:
 
 
 def run_flow(steps: list[Step], out: Path, echo=print) -> None:
+    why = writable_dir(out)
+    if why:
+        raise UserError(f"--out {out}: {why}; give a directory that can be written")
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / "flow.json"
     recorded = read_record(record_path)

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, ValidationInfo, field_validator
 
 from common.errors import UserError
 from quant.quantizers import act_quant, weight_quant
@@ -24,10 +24,10 @@ class DatasetConfig(_Strict):
 
     name: Literal["digits", "mnist5k", "mnist", "cifar10"] = "digits"
     data_dir: Path | None = None
-    input_bits: int = Field(4, ge=1, le=8, description="pixels enter the accelerator as UINT<input_bits>")
+    input_bits: StrictInt = Field(4, ge=1, le=8, description="pixels enter the accelerator as UINT<input_bits>")
     test_fraction: float | None = Field(None, gt=0, lt=1, description="embedded datasets only; default: the "
                                         "fixed split, digits 0.25 (1,347 / 450), mnist5k 0.2 (4,000 / 1,000)")
-    split_seed: int = 0
+    split_seed: StrictInt = 0
 
     @field_validator("data_dir")
     @classmethod
@@ -57,7 +57,7 @@ def _checked(make_quant, spec: str) -> str:
 
 class LinearLayer(_Strict):
     kind: Literal["linear"] = "linear"
-    features: int = Field(gt=0)
+    features: StrictInt = Field(gt=0)
     weight: str
     act: str | None = Field(None, description="activation after batch norm; none on the last layer")
 
@@ -76,12 +76,12 @@ class ConvLayer(_Strict):
     """A convolution (stride 1, `padding` zero rows/columns on each side, optional k x k max-pool)."""
 
     kind: Literal["conv"]
-    channels: int = Field(gt=0)
-    kernel: int = Field(3, gt=0)
-    padding: int = Field(0, ge=0)
+    channels: StrictInt = Field(gt=0)
+    kernel: StrictInt = Field(3, gt=0)
+    padding: StrictInt = Field(0, ge=0)
     weight: str
     act: str | None = None
-    pool: int = Field(1, ge=1)
+    pool: StrictInt = Field(1, ge=1)
 
     _weight = field_validator("weight")(classmethod(lambda cls, v: _checked(weight_quant, v)))
     _act = field_validator("act")(classmethod(lambda cls, v: v if v is None else _checked(act_quant, v)))
@@ -100,15 +100,15 @@ class TrainingConfig(_Strict):
     wait for each other and for other jobs. More threads help only wide layers on idle cores. The weights are
     the same for the same seed and thread count (another count may change the order of float sums)."""
 
-    epochs: int = Field(30, ge=1)
+    epochs: StrictInt = Field(30, ge=1)
     optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = Field(0.01, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    batch_size: int = Field(64, ge=1)
-    seed: int = 0
+    lr: float = Field(0.01, gt=0, allow_inf_nan=False)
+    weight_decay: float = Field(0.0, ge=0, allow_inf_nan=False)
+    batch_size: StrictInt = Field(64, ge=1)
+    seed: StrictInt = 0
     float_baseline: bool = Field(False, description="also train the same topology in float and report it")
-    threads: int = Field(1, ge=1, le=256, description="torch CPU threads while training")
-    shift: int = Field(0, ge=0, le=4, description="move each training image by up to this many pixels "
+    threads: StrictInt = Field(1, ge=1, le=256, description="torch CPU threads while training")
+    shift: StrictInt = Field(0, ge=0, le=4, description="move each training image by up to this many pixels "
                        "(random per image and batch; plain training and the float baseline)")
 
 
@@ -169,7 +169,9 @@ def load_config(path: str | Path) -> RunConfig:
     if not path.is_file():
         raise UserError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not a UTF-8 text file (byte {err.start}); a config is YAML text") from None
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     return parse_config(data, str(path))

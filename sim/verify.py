@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import zipfile
 from pathlib import Path
 
 import click
@@ -42,10 +43,14 @@ def load_vectors(out_dir: Path, graph: Graph, n_random: int, seed: int) -> tuple
     parts = []
     path = out_dir / "test_vectors.npz"
     if path.is_file():
-        with np.load(path) as data:
-            if "x" not in data:
-                raise UserError(f"{path}: no array 'x'; expected integer inputs [N, ...]")
-            xt = np.asarray(data["x"]).reshape(len(data["x"]), -1)
+        try:
+            with np.load(path) as data:
+                if "x" not in data:
+                    raise UserError(f"{path}: no array 'x'; expected integer inputs [N, ...]")
+                xt = np.asarray(data["x"]).reshape(len(data["x"]), -1)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as err:
+            raise UserError(f"{path}: not a readable .npz of test vectors ({type(err).__name__}); "
+                            f"run `pqhw compile` again to write it") from None
         if xt.shape[1] != length:
             raise UserError(f"{path}: vectors have {xt.shape[1]} elements, the graph's input has {length}")
         if xt.size and (xt.min() < lo or xt.max() > hi or not np.issubdtype(xt.dtype, np.integer)):
@@ -116,6 +121,9 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
         raise UserError(f"{out_dir}: directory not found; run `pqhw compile MODEL --out {out_dir}` first")
     graph = Graph.load(out_dir / "graph.json")
     check_simulator(sim)
+    if sim == "verilator" and any(c.isspace() for c in str(out_dir)):
+        raise UserError(f"{out_dir}: the path has a space, which Verilator's generated make build cannot take; "
+                        "verify a copy or a symbolic link of the directory at a path without spaces")
     if stimulus not in STIMULI:
         raise UserError(f"stimulus {stimulus!r} is not supported; accepted: {', '.join(STIMULI)}")
     if vectors < 0:
