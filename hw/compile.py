@@ -68,7 +68,11 @@ def _external_data(model_path: Path) -> list[Path]:
     return [q for q in (p.with_name(p.name + ".data"), p.with_suffix(".data")) if q.exists()]
 
 
-def sample_vectors(model_path: Path, graph_input_dtype: str, shape, rng_seed: int = 0):
+RANDOM_VECTORS = 64
+RANDOM_VECTORS_CONV = 16  # FINN's python execution of a CNV-sized conv graph takes ~1 s a vector and step
+
+
+def sample_vectors(model_path: Path, graph_input_dtype: str, shape, rng_seed: int = 0, n_random: int = RANDOM_VECTORS):
     """The dataset's test split when `pqhw export` left one beside the model, plus random vectors."""
     run_dir = Path(model_path).parent
     tests = None
@@ -88,10 +92,10 @@ def sample_vectors(model_path: Path, graph_input_dtype: str, shape, rng_seed: in
                         f"`pqhw export {run_dir}` again")
     rng = np.random.default_rng(rng_seed)
     if graph_input_dtype == "BIPOLAR":  # the model's own values; hw_inputs maps them to the hardware's bits
-        rand = rng.choice(np.array([-1, 1]), size=(64, *shape))
+        rand = rng.choice(np.array([-1, 1]), size=(n_random, *shape))
     else:
         lo, hi = dtype_range(graph_input_dtype)
-        rand = rng.integers(lo, hi + 1, size=(64, *shape))
+        rand = rng.integers(lo, hi + 1, size=(n_random, *shape))
     return tests, rand
 
 
@@ -118,6 +122,28 @@ class _Identity:
         return model, False
 
 
+def _hw(shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _feature_maps(graph: Graph, rows: list[dict]) -> None:
+    """Each row's input and output feature map (H x W x C of its stream; 1x1xC once flattened) and the window
+    of the sliding-window generator feeding it, for a graph whose input is an NHWC image. A kind's own
+    report_row wins; the rest follows the stream."""
+    if len(graph.input_shape) != 3:
+        return
+    fm, window = list(graph.input_shape), None
+    for l, row in zip(graph.layers, rows):
+        row.setdefault("ifm", fm)
+        if "ofm" not in row:
+            row["ofm"] = [fm[0], fm[1], l.out_channels] if l.out_vectors == fm[0] * fm[1] else [1, 1, l.out_channels]
+        if window is not None and l.kind != "swg":
+            row.setdefault("window", window)
+        window = [row["window"][0], row["window"][1]] if l.kind == "swg" else None
+        fm = row["ofm"]
+        row["fmap"] = f"{_hw(row['ifm'])} -> {_hw(row['ofm'])}"
+
+
 def compile_report(graph: Graph, clock_mhz: float, finn_cycles: dict, finn_luts: dict) -> dict:
     layers = []
     for l in graph.layers:
@@ -126,6 +152,7 @@ def compile_report(graph: Graph, clock_mhz: float, finn_cycles: dict, finn_luts:
                "finn_exp_cycles": finn_cycles.get(l.name), "finn_est_luts": finn_luts.get(l.name)}
         row.update(l.report_row())
         layers.append(row)
+    _feature_maps(graph, layers)
     cycles = expected_cycles_per_frame(graph)
     return {"layers": layers, "expected_cycles_per_frame": cycles, "clock_mhz": clock_mhz,
             "macs": sum(l.get("macs", 0) for l in layers), "bops": sum(l.get("bops", 0) for l in layers),
@@ -169,7 +196,8 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
         raise UserError(f"{model_path}: graph input {iname!r} has datatype {dt}; declare an integer datatype "
                         "(e.g. UINT4) with qonnx's set_tensor_datatype")
     shape = [int(d) for d in model.get_tensor_shape(iname)[1:]]
-    tests, rand = sample_vectors(model_path, dt, shape)
+    conv = any(n.op_type == "Conv" for n in model.graph.node)
+    tests, rand = sample_vectors(model_path, dt, shape, n_random=RANDOM_VECTORS_CONV if conv else RANDOM_VECTORS)
     samples = rand if tests is None else np.concatenate([tests[0].reshape(len(tests[0]), *shape), rand])
     with atomic_dir(out_dir, inputs=[model_path, *_external_data(model_path)]) as staging:
         hw_model, record = run_flow(model, samples, staging / "finn_build", on_step=progress)
