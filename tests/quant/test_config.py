@@ -110,7 +110,9 @@ def test_bad_dataset_section(dataset, match):
 
 @pytest.mark.parametrize("training, match", [
     ({"threads": 0}, r"training.threads: Input should be greater than or equal to 1"),
-    ({"threads": "two"}, r"training.threads: Input should be a valid integer, unable to parse string as an integer"),
+    ({"threads": "two"}, r"training.threads: Input should be a valid integer"),
+    ({"epochs": True}, r"training.epochs: Input should be a valid integer"),  # a YAML true is not a count
+    ({"lr": float("inf")}, r"training.lr: Input should be a finite number"),
     ({"shift": -1}, r"training.shift: Input should be greater than or equal to 0"),
     ({"shift": 5}, r"training.shift: Input should be less than or equal to 4"),
 ])
