@@ -250,15 +250,17 @@ def bnn_pynq(name: str, seed: int = 0):
     return nn.Sequential(Scale("div", 255.0), net).eval()
 
 
-def test_cnv_stops_at_its_first_conv(cli, tmp_path):
-    path = export(bnn_pynq("cnv_1w1a"), (1, 3, 32, 32), "UINT8", tmp_path / "cnv.onnx")
-    code, _, err = cli("compile", path, "--out", tmp_path / "hw")
-    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
-    conv = next(n.name for n in load_model(path).graph.node if n.op_type == "Conv")
-    assert err.strip() == (f"error: node {conv} (Conv): convolutions have no pqhw hardware yet (a later release "
-                           "adds them); compile a fully connected network, or run this one through FINN's own "
-                           "builder")
-    assert not (tmp_path / "hw").exists()
+@pytest.mark.slow
+def test_real_cnv_1w1a_compiles_exactly(tmp_path):
+    """FINN's CNV (32x32x3 UINT8, six 3x3 convs, two max-pools, three FC): every front-end step verified,
+    the integer graph of swg/MVAU/pool layers equal to FINN's execution and to the Brevitas forward."""
+    model = bnn_pynq("cnv_1w1a")
+    graph, report = compiled(model, (3, 32, 32), "UINT8", tmp_path)
+    kinds = [l.kind for l in graph.layers]
+    assert graph.input_shape == [32, 32, 3] and report["reference_vs_finn_mismatches"] == 0
+    assert kinds.count("swg") == 8 and kinds.count("pool") == 2 and kinds.count("mvau") == 9
+    x = values("UINT8", 8, (3, 32, 32), seed=2)
+    assert_exact(model, graph, x, hw_x=x.transpose(0, 2, 3, 1))
 
 
 def test_real_tfc_1w1a(tmp_path):
