@@ -1,19 +1,21 @@
 """The convolutional part of the front-end, as finn.builder.build_dataflow_steps does it for CNV: qonnx
 transformations and step functions that hw.finn_flow runs as named, verified steps.
 
-- lower_convs (after streamlining, only if the graph has a Conv): qonnx's LowerConvsToMatMul turns each Conv
-  into Transpose (NCHW -> NHWC), Im2Col, MatMul, Transpose back; MakeMaxPoolNHWC, AbsorbTransposeIntoMultiThreshold
-  and AbsorbConsecutiveTransposes then move the layout changes out of the way, so that between the first
-  Transpose and the flatten in front of the fully connected part everything runs on NHWC tensors.
+- lower_convs (after streamlining, only if the graph has a Conv): qonnx's LowerConvsToMatMul turns each
+  Conv into Transpose (NCHW -> NHWC), Im2Col, MatMul, Transpose back; MakeMaxPoolNHWC,
+  AbsorbTransposeIntoMultiThreshold and AbsorbConsecutiveTransposes then move the layout changes out of the
+  way, so that between the first Transpose and the flatten in front of the fully connected part everything
+  runs on NHWC tensors.
 - data_layouts: InferDataLayouts and RemoveUnusedTensors after the xnor rewrite (as step_streamline ends).
-- leading_transpose (after convert_conv_to_hw): FINN leaves the NCHW -> NHWC Transpose of the graph input outside its dataflow partition.
-  pqhw streams a frame as its pixels in NHWC order, so the node goes, its output becomes the graph input (same
-  datatype), and the model records `pqhw_input_layout = NHWC` so that hw_inputs transposes the sample
-  vectors the same way.
 - convert_conv_to_hw (in convert_to_hw, after the MVAUs and thresholds): AbsorbConsecutiveTransposes (the
-  pair InferThresholdingLayer leaves around an NCHW input threshold and the conv's own Transpose), InferFMPadding, InferPool,
-  InferConvInpGen, RemoveCNVtoFCFlatten (absorbs the NHWC -> NCHW Transpose and flatten in front of the
-  first fully connected layer into its weight matrix), as step_convert_to_hw orders them.
+  pair InferThresholdingLayer leaves around an NCHW input threshold, and the conv's own Transpose),
+  InferFMPadding, InferPool, InferConvInpGen, RemoveCNVtoFCFlatten (absorbs the NHWC -> NCHW Transpose and
+  the flatten in front of the first fully connected layer into its weight matrix), in step_convert_to_hw's
+  order.
+- leading_transpose (after convert_conv_to_hw): FINN leaves the NCHW -> NHWC Transpose of the graph input
+  outside its dataflow partition. pqhw streams a frame as its pixels in NHWC order, so the node goes, its
+  output becomes the graph input (same datatype), and the model records `pqhw_input_layout = NHWC` so that
+  hw_inputs transposes the sample vectors the same way.
 
 unsupported_conv_line: the one line for a Conv, MaxPool or pooling node the layer kinds cannot take.
 """
@@ -126,7 +128,6 @@ def unsupported_conv_line(model, node) -> str | None:
         if any(d != 1 for d in dil):
             return f"{name}: dilation {dil} has no pqhw hardware; accepted [1, 1]"
     if node.op_type == "MaxPool":
-        k, s = _ints(node, "kernel_shape"), _ints(node, "strides", None)
         pads = _ints(node, "pads", [0, 0, 0, 0])
         if any(pads):
             return f"{name}: padded max-pool (pads {pads}) has no pqhw hardware; accepted pads 0"

@@ -5,7 +5,9 @@ The order follows finn.builder.build_dataflow_steps (qonnx_to_finn, tidy_up, str
 Every step is compared on class indices. While the graph still computes float logits, equal integer logits
 can come out a rounding step apart, so there the class is common.qonnx_exec.classes_from_logits (lowest index
 among the logits equal to the maximum up to float noise); once the arg-max runs on integers, exact.
-Models as FINN users export them need three more steps (hw.finn_import): batch_shapes first (a Reshape that
+Convolutional models take four more (hw.finn_conv): lower_convs and data_layouts in the streamlining part,
+convert_conv_to_hw after convert_to_hw, and leading_transpose (the stream is the NHWC image; hw_inputs
+transposes the samples the same way). Models as FINN users export them need three more steps (hw.finn_import): batch_shapes first (a Reshape that
 pins the export batch; the reference then runs one vector at a time), leading_flatten after streamlining
 (the flatten FINN leaves outside its dataflow partition), and a negative final scale taken into the last
 MatMul before the arg-max. Each later graph is fed the samples as its input takes them (hw_inputs: the
@@ -26,7 +28,8 @@ import numpy as np
 from common.errors import UserError
 from hw.model_checks import check_model_file
 from hw import kinds
-from hw.finn_conv import convert_conv_to_hw, data_layouts, has_conv, leading_transpose, lower_convs, unsupported_conv_line
+from hw.finn_conv import (convert_conv_to_hw, data_layouts, has_conv, leading_transpose, lower_convs,
+                          unsupported_conv_line)
 from hw.finn_import import (MakeReshapeBatchAgnostic, NegativeScaleBeforeTopK, RemoveLeadingFlatten, check_hw_graph,
                             hw_inputs, known_unsupported, pins_batch)
 
