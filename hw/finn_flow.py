@@ -7,8 +7,9 @@ can come out a rounding step apart, so there the class is common.qonnx_exec.clas
 among the logits equal to the maximum up to float noise); once the arg-max runs on integers, exact.
 Convolutional models take four more (hw.finn_conv): lower_convs and data_layouts in the streamlining part,
 convert_conv_to_hw after convert_to_hw, and leading_transpose (the stream is the NHWC image; hw_inputs
-transposes the samples the same way). Models as FINN users export them need three more steps (hw.finn_import): batch_shapes first (a Reshape that
-pins the export batch; the reference then runs one vector at a time), leading_flatten after streamlining
+transposes the samples the same way). Models as FINN users export them need three more steps
+(hw.finn_import): batch_shapes first (a Reshape that pins the export batch; the reference then runs one vector
+at a time), leading_flatten after streamlining
 (the flatten FINN leaves outside its dataflow partition), and a negative final scale taken into the last
 MatMul before the arg-max. Each later graph is fed the samples as its input takes them (hw_inputs: the
 flatten, and a BIPOLAR input that the xnor rewrite re-declares BINARY as (x + 1) / 2).
