@@ -13,7 +13,8 @@ transformations and step functions that hw.finn_flow runs as named, verified ste
   the flatten in front of the first fully connected layer into its weight matrix), in step_convert_to_hw's
   order.
 - leading_transpose (after convert_conv_to_hw): FINN leaves the NCHW -> NHWC Transpose of the graph input
-  outside its dataflow partition. pqhw streams a frame as its pixels in NHWC order, so the node goes, its
+  outside its dataflow partition (and a model taking flat pixels has a Reshape [N, C*H*W] -> [N, C, H, W] in
+  front of it). pqhw streams a frame as its pixels in NHWC order, so the node goes, its
   output becomes the graph input (same datatype), and the model records `pqhw_input_layout = NHWC` so that
   hw_inputs transposes the sample vectors the same way.
 
@@ -55,35 +56,57 @@ def input_layout(model) -> str:
 
 
 class RemoveLeadingTranspose:
-    """Drops a Transpose with perm [0, 2, 3, 1] that takes the graph input; the graph input becomes its NHWC
-    output (same datatype) and the model records the layout."""
+    """Drops a Transpose with perm [0, 2, 3, 1] that takes the graph input (or a flat-to-image Reshape of it);
+    the graph input becomes its NHWC output (same datatype) and the model records the layout."""
 
     def apply(self, model):
         from onnx import helper
 
         iname = model.graph.input[0].name
-        consumers = model.find_consumers(iname) or []
-        if len(consumers) != 1 or consumers[0].op_type != "Transpose":
+        removed = []
+        node = self._only_consumer(model, iname)
+        if node is not None and node.op_type == "Reshape" and self._flat_to_image(model, node):
+            removed.append(node)
+            node = self._only_consumer(model, node.output[0])
+        if node is None or node.op_type != "Transpose":
             return model, False
-        node = consumers[0]
         perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
         if perm != [0, 2, 3, 1]:
             return model, False
+        removed.append(node)
         graph = model.graph
         old = graph.input[0]
         dt = model.get_tensor_datatype(iname)
         shape = model.get_tensor_shape(node.output[0])
         new_in = helper.make_tensor_value_info(node.output[0], old.type.tensor_type.elem_type, shape)
-        graph.node.remove(node)
+        for n in removed:
+            graph.node.remove(n)
         for i, vi in enumerate(graph.value_info):
             if vi.name == node.output[0]:
                 del graph.value_info[i]
                 break
+        for n in removed:
+            for init in n.input[1:]:
+                if init and not model.find_consumers(init):
+                    model.del_initializer(init)
         graph.input.remove(old)
         graph.input.insert(0, new_in)
         model.set_tensor_datatype(new_in.name, dt)
         model.set_metadata_prop(LAYOUT_KEY, "NHWC")
         return model, True
+
+
+    @staticmethod
+    def _only_consumer(model, tensor):
+        consumers = model.find_consumers(tensor) or []
+        return consumers[0] if len(consumers) == 1 else None
+
+    @staticmethod
+    def _flat_to_image(model, node) -> bool:
+        """A Reshape [N, C*H*W] -> [N, C, H, W] (a model that takes flat pixels and views them as an image)."""
+        a, b = model.get_tensor_shape(node.input[0]), model.get_tensor_shape(node.output[0])
+        return (a is not None and b is not None and len(a) == 2 and len(b) == 4 and a[0] == b[0]
+                and int(a[1]) == int(np.prod(b[1:])))
 
 
 def leading_transpose(model):
@@ -104,10 +127,12 @@ def convert_conv_to_hw(model):
 
 
 def to_model_layout(x: np.ndarray, model) -> np.ndarray:
-    """Samples [N, C, H, W] as a graph whose input is NHWC takes them (unchanged for other graphs)."""
-    if input_layout(model) == "NHWC" and x.ndim == 4:
-        return x.transpose(0, 2, 3, 1)
-    return x
+    """Samples as the model took them (images [N, C, H, W], or their C-order flattening [N, C*H*W]) as a
+    graph whose input is NHWC takes them: [N, H, W, C] (unchanged for other graphs)."""
+    if input_layout(model) != "NHWC":
+        return x
+    _, h, w, c = [int(d) for d in model.get_tensor_shape(model.graph.input[0].name)]
+    return x.reshape(len(x), c, h, w).transpose(0, 2, 3, 1)
 
 
 def _ints(node, name, default=None):
