@@ -11,7 +11,7 @@ from brevitas_examples.bnn_pynq.models.tensor_norm import TensorNorm
 from torch import nn
 
 from common.errors import UserError
-from hw.compile import compile_model
+from hw.compile import RANDOM_VECTORS_CONV, compile_model
 from hw.finn_import import hw_inputs
 from hw.ir import Graph
 from tests.hw.test_finn_import import assert_exact, export, values
@@ -69,7 +69,7 @@ def test_conv_front_end_streams_nhwc(tmp_path):
     graph, report = compiled(model, (2, 7, 7), tmp_path)
     assert graph.input_shape == [7, 7, 2] and report["model_input"]["shape"] == [2, 7, 7]
     for step in ("lower_convs", "convert_conv_to_hw", "leading_transpose"):
-        assert report["flow_steps"][step] == 64
+        assert report["flow_steps"][step] == RANDOM_VECTORS_CONV
     assert [l.kind for l in graph.layers] == ["threshold", "pad", "swg", "mvau", "swg", "pool", "mvau",
                                               "label_select"]
     swg, mvau = graph.layers[2], graph.layers[3]
@@ -129,3 +129,44 @@ def test_small_cnn_accelerator_is_bit_exact(tmp_path, bits, padding, stride):
     assert rec["vectors"] == 30 and not rec["timed_out"]
     assert rec["expected_cycles_per_frame"] == report["expected_cycles_per_frame"]
     assert abs(rec["cycles_per_frame"] - rec["expected_cycles_per_frame"]) <= 0.05 * rec["expected_cycles_per_frame"]
+
+
+def _verify_within_5_percent(hw, vectors, n_test=0):
+    from sim.verify import verify
+
+    rec = verify(hw, vectors=vectors, sim="verilator", seed=3)
+    assert rec["mismatches"] == 0, rec["first_mismatch"]
+    assert rec["vectors"] == n_test + vectors and not rec["timed_out"]
+    assert abs(rec["cycles_per_frame"] - rec["expected_cycles_per_frame"]) <= 0.05 * rec["expected_cycles_per_frame"]
+    return rec
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.parametrize("name", ["cnv_1w1a", "cnv_1w2a", "cnv_2w2a"])
+def test_cnv_accelerator_is_bit_exact(tmp_path, name):
+    """FINN's CNVs as its end-to-end tests export them (32x32x3 UINT8), folded for 1,000 frames/s at 100 MHz
+    (100k cycles a frame) and simulated whole on a few vectors."""
+    from bench.finn_zoo import export_net
+
+    model = export_net(name, tmp_path / f"{name}.onnx")
+    report = compile_model(model, tmp_path / "hw", target_fps=1000, clock_mhz=100)
+    assert report["hw_input"]["shape"] == [32, 32, 3] and report["reference_vs_finn_mismatches"] == 0
+    assert report["expected_cycles_per_frame"] <= 100_000
+    _verify_within_5_percent(tmp_path / "hw", 3)
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+def test_lenet5_accelerator_is_bit_exact(shared_dir, tmp_path):
+    """The LeNet-5 config (padded first conv) trained briefly on mnist5k: the test split and random vectors."""
+    import shutil
+
+    from tests.conftest import build_run
+
+    run = build_run(shared_dir, "mnist5k_lenet5_w2a2", epochs=2)
+    hw = tmp_path / "hw"
+    shutil.copytree(run / "hw", hw)
+    graph = Graph.load(hw / "graph.json")
+    assert [l.kind for l in graph.layers][:3] == ["pad", "swg", "mvau"] and graph.input_shape == [28, 28, 1]
+    _verify_within_5_percent(hw, 20, n_test=1000)
