@@ -53,18 +53,27 @@ def _config(overrides: dict, seed: int = 0) -> dict:
 def train_rows(work: Path) -> list[dict]:
     import torch
 
+    from common.errors import UserError
     from quant.config import parse_config
     from quant.train import train_run
 
     torch.set_num_threads(1)
     rows = []
     for label, overrides in ROWS:
-        runs = []
+        runs, diverged = [], []
         for seed in SEEDS:
             cfg = parse_config(_config(overrides, seed), f"{BASE} ({label})")
-            m = train_run(cfg, work / f"{label.replace(' ', '_').replace('/', '-')}_{seed}", show_progress=False)
-            runs.append({k: m[k] for k in KEEP})
-        rows.append({"row": label, "bit_width": "/".join(map(str, overrides["fixed_bits"]))
+            try:
+                m = train_run(cfg, work / f"{label.replace(' ', '_').replace('/', '-')}_{seed}",
+                              show_progress=False)
+            except UserError as e:  # a diverged seed is reported with the row, not averaged
+                diverged.append({"seed": seed, "error": str(e)})
+                continue
+            runs.append({**{k: m[k] for k in KEEP}, "seed": seed})
+        if not runs:
+            rows.append({"row": label, "method": overrides, "diverged": diverged})
+            continue
+        rows.append({"row": label, "diverged": diverged, "seeds": [r["seed"] for r in runs], "bit_width": "/".join(map(str, overrides["fixed_bits"]))
                      if "fixed_bits" in overrides else "mixed", "method": overrides,
                      **{k: _summary(r[k] for r in runs) for k in STATS},
                      "weight_bits_per_layer": [r["weight_bits_per_layer"] for r in runs],
@@ -86,6 +95,7 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
+    rows = [r for r in rows if "test_accuracy" in r]
     mixed = [r for r in rows if r.get("bit_width") == "mixed"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for r in mixed:  # seed 0
@@ -129,10 +139,14 @@ def table(rows: list[dict]) -> str:
              "BOP comp. | w bits (seed 0) | a bits (seed 0) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "test_accuracy" not in r:
+            lines.append(f"| {r['row']} | - | all seeds diverged | | | | | | |")
+            continue
         a, mac, bop = r["test_accuracy"], r["macs"], r["bops"]
         wb = r["weight_bits_per_layer"][0] if "weight_bits_per_layer" in r else "-"
         ab = r["act_bits_per_layer"][0] if "act_bits_per_layer" in r else "-"
-        lines.append(f"| {r['row']} | {r['bit_width']} | {100 * a['mean']:.2f} ± {100 * a['std']:.2f} | "
+        bad = f" ({len(r['diverged'])} of {len(SEEDS)} seeds diverged)" if r.get("diverged") else ""
+        lines.append(f"| {r['row']} | {r['bit_width']} | {100 * a['mean']:.2f} ± {100 * a['std']:.2f}{bad} | "
                      f"{mac['mean']:.0f} ± {mac['std']:.0f} | {bop['mean']:.0f} ± {bop['std']:.0f} | "
                      f"{r['mac_compression']['mean']:.2f} | {r['bop_compression']['mean']:.1f} | {wb} | {ab} |")
     return "\n".join(lines)
