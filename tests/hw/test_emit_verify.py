@@ -77,8 +77,8 @@ def test_per_layer_names_first_wrong_layer_and_cli_exits_1(tmp_path, monkeypatch
                    weight_memory="rom")
     real_emit = verify_mod.emit
 
-    def corrupting_emit(graph, out_dir):
-        design = real_emit(graph, out_dir)
+    def corrupting_emit(graph, out_dir, **kw):
+        design = real_emit(graph, out_dir, **kw)
         path = design.rtl_dir / "l1_w.memh"
         words = path.read_text().split()
         words[0] = format(int(words[0], 16) ^ 0xF, "0%dx" % len(words[0]))

@@ -82,8 +82,8 @@ def test_wrong_weight_same_verdict_on_both_paths(tmp_path, monkeypatch):
                    weight_memory="rom")
     real_emit = verify_mod.emit
 
-    def corrupting_emit(graph, out_dir):
-        design = real_emit(graph, out_dir)
+    def corrupting_emit(graph, out_dir, **kw):
+        design = real_emit(graph, out_dir, **kw)
         path = design.rtl_dir / "l1_w.memh"
         words = path.read_text().split()
         words[0] = format(int(words[0], 16) ^ 0xF, "0%dx" % len(words[0]))
