@@ -1,7 +1,8 @@
 """The DJPQ comparison on digits (paper 001, Table 1 layout): every baseline and DJPQ on one MLP and split.
 
 run(out_path) trains each row from configs/digits_djpq.yaml with only the method section changed, over
-SEEDS (mean, std and every run per row), writes the rows as JSON to out_path and, beside it, PNG plots of the learned bit widths and pruning ratios per
+SEEDS (mean, std and every run per row), writes the rows as JSON to out_path and, beside it, PNG plots of the
+learned bit widths and pruning ratios per
 layer (paper Figs. 1-4) and of accuracy against BOPs.
 """
 from __future__ import annotations
@@ -73,7 +74,8 @@ def train_rows(work: Path) -> list[dict]:
         if not runs:
             rows.append({"row": label, "method": overrides, "diverged": diverged})
             continue
-        rows.append({"row": label, "diverged": diverged, "seeds": [r["seed"] for r in runs], "bit_width": "/".join(map(str, overrides["fixed_bits"]))
+        rows.append({"row": label, "diverged": diverged, "seeds": [r["seed"] for r in runs],
+                     "bit_width": "/".join(map(str, overrides["fixed_bits"]))
                      if "fixed_bits" in overrides else "mixed", "method": overrides,
                      **{k: _summary(r[k] for r in runs) for k in STATS},
                      "weight_bits_per_layer": [r["weight_bits_per_layer"] for r in runs],

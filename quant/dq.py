@@ -12,7 +12,8 @@ Bit widths: eq. 3 (symmetric weights) and eq. 4 (unsigned activations) give a co
 ceiling is passed straight through, so the BOPs term of the loss has a gradient in d, q_m and t.
 
 Restriction (Alg. 2): the bit width is mapped to b' (power of two: 2^round(log2 b), at least 2; 2^ceil(log2 b)
-for pow2_up; or the next integer), the forward pass uses the step d' = (q_m - q_s)^t / L(b') with q_m unchanged, and the backward
+for pow2_up; or the next integer), the forward pass uses the step d' = (q_m - q_s)^t / L(b') with q_m unchanged, and
+the backward
 pass is unchanged (d' takes d's gradient). L(b) = 2^(b-1) - 1 for weights, as in Alg. 2; for activations
 L(b) = 2^b - 1 rather than Alg. 2's 2^b, because the top level 2^b would need b + 1 unsigned bits.
 """
