@@ -172,3 +172,18 @@ class LayerKind(BaseModel):
     def report_row(self) -> dict:
         """The kind's own columns in compile.json's layer table."""
         return {"mh": self.out_channels, "mw": self.in_channels, "simd": None, "weight_dtype": None}
+
+
+class ImageStream:
+    """Mixin of the kinds that move an image SIMD channels a beat, in and out (pad, swg): one folding, SIMD."""
+
+    @property
+    def in_fold(self) -> int:
+        return self.simd
+
+    @property
+    def out_fold(self) -> int:
+        return self.simd
+
+    def fold_totals(self) -> dict[str, int]:
+        return {"simd": self.channels}

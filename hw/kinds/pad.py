@@ -16,13 +16,13 @@ import numpy as np
 from pydantic import model_validator
 
 from common.errors import UserError
-from hw.kinds.base import LayerKind, register
+from hw.kinds.base import ImageStream, LayerKind, register
 from hw.layer_rtl import Fmt, LayerRTL, check_folding
 from hw.resources import Memory
 
 
 @register
-class Pad(LayerKind):
+class Pad(ImageStream, LayerKind):
     kind: Literal["pad"] = "pad"
     img_h: int
     img_w: int
@@ -93,17 +93,6 @@ class Pad(LayerKind):
     @property
     def out_vectors(self) -> int:
         return self.out_h * self.out_w
-
-    @property
-    def in_fold(self) -> int:
-        return self.simd
-
-    @property
-    def out_fold(self) -> int:
-        return self.simd
-
-    def fold_totals(self) -> dict[str, int]:
-        return {"simd": self.channels}
 
     def cycles(self) -> int:
         """FINN's FMPadding exp_cycles: one output beat a cycle."""

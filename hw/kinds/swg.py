@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import model_validator
 
 from common.errors import UserError
-from hw.kinds.base import LayerKind, register
+from hw.kinds.base import ImageStream, LayerKind, register
 from hw.layer_rtl import Fmt, LayerRTL, check_folding
 from hw.resources import Memory
 
@@ -43,7 +43,7 @@ def im2col(x: np.ndarray, h: int, w: int, c: int, kh: int, kw: int, sh: int, sw:
 
 
 @register
-class SWG(LayerKind):
+class SWG(ImageStream, LayerKind):
     kind: Literal["swg"] = "swg"
     ifm_h: int
     ifm_w: int
@@ -124,17 +124,6 @@ class SWG(LayerKind):
     @property
     def out_vectors(self) -> int:
         return self.ofm_h * self.ofm_w
-
-    @property
-    def in_fold(self) -> int:
-        return self.simd
-
-    @property
-    def out_fold(self) -> int:
-        return self.simd
-
-    def fold_totals(self) -> dict[str, int]:
-        return {"simd": self.channels}
 
     def cycles(self) -> int:
         """One beat a cycle on each side, the two sides overlapping: the longer of reading the image and
