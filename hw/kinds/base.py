@@ -8,6 +8,7 @@ compile.json (`report_row`) and the cocotb testbench that proves its block (`tes
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import ClassVar
 
 import numpy as np
@@ -64,13 +65,14 @@ class LayerKind(BaseModel):
 
     # -- reading ----------------------------------------------------------------------------------------------
     @classmethod
+    @abstractmethod
     def from_finn(cls, model, node, attrs: dict, prev_dtype: str | None) -> "LayerKind":
-        raise NotImplementedError
+        """The layer read from one of its FINN HW nodes (`finn_ops`); prev_dtype is the stream it gets."""
 
     # -- arithmetic -------------------------------------------------------------------------------------------
+    @abstractmethod
     def reference(self, x: np.ndarray) -> np.ndarray:
         """Integer outputs [N, out_channels] (or [N, k]) for integer inputs [N, in_channels]."""
-        raise NotImplementedError
 
     @property
     def stream_dtype(self) -> str:
@@ -79,12 +81,14 @@ class LayerKind(BaseModel):
 
     # -- shape and folding ------------------------------------------------------------------------------------
     @property
+    @abstractmethod
     def in_channels(self) -> int:
-        raise NotImplementedError
+        """Elements of one input vector."""
 
     @property
+    @abstractmethod
     def out_channels(self) -> int:
-        raise NotImplementedError
+        """Elements of one output vector."""
 
     @property
     def in_vectors(self) -> int:
@@ -120,9 +124,9 @@ class LayerKind(BaseModel):
         """Each folding parameter and the count it must divide."""
         return {"pe": self.in_channels}
 
+    @abstractmethod
     def cycles(self) -> int:
         """Cycles one frame takes in this layer alone at its folding (FINN's exp_cycles)."""
-        raise NotImplementedError
 
     def fold_options(self) -> list[dict]:
         """Every legal folding, fewest parallel lanes first."""
@@ -145,14 +149,14 @@ class LayerKind(BaseModel):
         return self.model_copy(update=fold)
 
     # -- hardware ---------------------------------------------------------------------------------------------
+    @abstractmethod
     def rtl(self, in_fmt, prefix: str):
         """The block (hw.layer_rtl.LayerRTL) for input elements in `in_fmt`; memory files named prefix_*."""
-        raise NotImplementedError
 
     @classmethod
+    @abstractmethod
     def features(cls, module: str, params: dict, family: str) -> tuple[dict, list, int]:
         """(features, memories, dsps) of one of this kind's RTL blocks, for hw.estimate to price."""
-        raise NotImplementedError
 
     def weight_memories(self) -> tuple[str, ...]:
         """The weight storages this layer can be built with (none for a layer without weights)."""
