@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sim import verify as verify_mod
 from hw.emit import emit, plan
 from common.errors import UserError
 from sim.verify import cli, verify
@@ -71,21 +70,10 @@ def test_fully_unrolled_and_fully_folded(folds, expected, tmp_path):
     assert rec["cycles_per_frame"] == expected
 
 
-def test_per_layer_names_first_wrong_layer_and_cli_exits_1(tmp_path, monkeypatch):
+def test_per_layer_names_first_wrong_layer_and_cli_exits_1(tmp_path, corrupt_layer1_weights):
     """Corrupt the second layer's weight ROM after emission: the CLI exits 1 and names that layer."""
     g = graphs.mlp(7, "xnor", [16, 8, 8, 4], [(2, 4), (2, 2), (2, 2)], "BINARY", "BINARY", "BINARY",
                    weight_memory="rom")
-    real_emit = verify_mod.emit
-
-    def corrupting_emit(graph, out_dir, **kw):
-        design = real_emit(graph, out_dir, **kw)
-        path = design.rtl_dir / "l1_w.memh"
-        words = path.read_text().split()
-        words[0] = format(int(words[0], 16) ^ 0xF, "0%dx" % len(words[0]))
-        path.write_text("\n".join(words) + "\n")
-        return design
-
-    monkeypatch.setattr(verify_mod, "emit", corrupting_emit)
     out = _dir(tmp_path, g)
     result = CliRunner().invoke(cli, [str(out), "--vectors", "30", "--sim", "icarus", "--per-layer"])
     assert result.exit_code == 1, result.output

@@ -74,23 +74,12 @@ def test_swapped_vector_is_caught_at_its_index(tmp_path, monkeypatch):
     assert fm["input"] == x[dst].tolist()
 
 
-def test_wrong_weight_same_verdict_on_both_paths(tmp_path, monkeypatch):
+def test_wrong_weight_same_verdict_on_both_paths(tmp_path, corrupt_layer1_weights):
     """One weight word of layer 1 flipped after emission: the harness and the per-cycle cocotb drivers find the
     same number of mismatches (> 0), the same first failing vector with the same wrong class (which vectors fail
     depends on the data, not on the stalls), and both name layer mvau1 with --per-layer."""
     g = graphs.mlp(7, "xnor", [16, 8, 8, 4], [(2, 4), (2, 2), (2, 2)], "BINARY", "BINARY", "BINARY",
                    weight_memory="rom")
-    real_emit = verify_mod.emit
-
-    def corrupting_emit(graph, out_dir, **kw):
-        design = real_emit(graph, out_dir, **kw)
-        path = design.rtl_dir / "l1_w.memh"
-        words = path.read_text().split()
-        words[0] = format(int(words[0], 16) ^ 0xF, "0%dx" % len(words[0]))
-        path.write_text("\n".join(words) + "\n")
-        return design
-
-    monkeypatch.setattr(verify_mod, "emit", corrupting_emit)
     out = _dir(tmp_path, g)
     recs = {s: verify(out, vectors=40, sim="icarus", seed=2, per_layer=True, stimulus=s) for s in ("harness", "cocotb")}
     h, c = recs["harness"], recs["cocotb"]
