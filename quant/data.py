@@ -92,16 +92,94 @@ def load_mnist(data_dir: Path):
     return parts, (1, 28, 28)
 
 
-def load_cifar10(data_dir: Path):
-    def batch(path):
-        if not path.is_file():
-            raise UserError(f"{path}: CIFAR-10 batch not found (expects data_batch_1..5 and test_batch)")
-        with open(path, "rb") as f:
-            d = pickle.load(f, encoding="bytes")
-        return np.asarray(d[b"data"], dtype=np.uint8), np.asarray(d[b"labels"], dtype=np.int64)
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+CIFAR_PIXELS = 3 * 32 * 32
 
-    train = [batch(data_dir / f"data_batch_{i}") for i in range(1, 6)]
-    test = batch(data_dir / "test_batch")
+
+def _latin1_encode(text, encoding="latin1"):
+    """What Python 3 writes for a bytes object at pickle protocol 2 (`_codecs.encode(str, 'latin1')`), and
+    nothing else a codec could do."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with {type(text).__name__}, {encoding!r}")
+    return text.encode("latin1")
+
+
+# The only globals a CIFAR-10 python batch refers to: numpy's array and scalar reconstructors (the module was
+# numpy.core before numpy 2), its ndarray and dtype types, and the latin1 bytes of protocol-2 files.
+_CIFAR_GLOBALS = {
+    **{(mod, "_reconstruct"): np._core.multiarray._reconstruct
+       for mod in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(mod, "scalar"): np._core.multiarray.scalar for mod in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(mod, "_frombuffer"): np._core.numeric._frombuffer for mod in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Reads a CIFAR-10 python batch as data: a global outside _CIFAR_GLOBALS (the way a pickle runs code) is
+    refused before anything is called."""
+
+    def find_class(self, module, name):
+        try:
+            return _CIFAR_GLOBALS[(module, name)]
+        except KeyError:
+            raise _RefusedGlobal(f"{module}.{name}") from None
+
+    def persistent_load(self, pid):
+        raise _RefusedGlobal("a persistent id")
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text[:120]}" if text else type(err).__name__
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch: (pixels [N, 3072] uint8, labels [N] int64), checked to be just that."""
+    if not path.is_file():
+        raise UserError(f"{path}: CIFAR-10 batch not found (expects {', '.join(CIFAR_FILES)})")
+    try:
+        with open(path, "rb") as f:
+            d = _BatchUnpickler(f, encoding="bytes").load()
+    except _RefusedGlobal as err:
+        raise UserError(f"{path}: refused, the file asks for the Python global {str(err)[:100]}; a CIFAR-10 python "
+                        "batch holds only a dict of bytes, lists and numpy arrays, and nothing in it is run") from None
+    except MemoryError:
+        raise UserError(f"{path}: not a CIFAR-10 python batch (it asks for more memory than there is)") from None
+    except Exception as err:  # truncated or garbage pickles raise many types
+        raise UserError(f"{path}: not a readable CIFAR-10 python batch ({_one_line(err)})") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path}: holds a {type(d).__name__}, not a CIFAR-10 batch (a dict with data and labels)")
+    keys = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in d.items()}
+    for key in ("data", "labels"):
+        if key not in keys:
+            raise UserError(f"{path}: no {key!r} entry; a CIFAR-10 batch is a dict with 'data' [N, 3072] uint8 "
+                            "and 'labels' (N classes 0..9)")
+    data, labels = keys["data"], keys["labels"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != CIFAR_PIXELS:
+        what = (f"{data.dtype} array of shape {list(data.shape)}" if isinstance(data, np.ndarray)
+                else type(data).__name__)
+        raise UserError(f"{path}: 'data' is a {what}; expected a uint8 array [N, {CIFAR_PIXELS}] (32x32 RGB)")
+    try:
+        y = np.asarray(labels)
+    except Exception as err:
+        raise UserError(f"{path}: 'labels' is not a list of integers ({_one_line(err)})") from None
+    if y.ndim != 1 or len(y) != len(data) or not np.issubdtype(y.dtype, np.integer) \
+            or (y.size and (y.min() < 0 or y.max() > 9)):
+        raise UserError(f"{path}: 'labels' must be {len(data)} integers in 0..9 (one per image of 'data'), "
+                        f"got {y.dtype} of shape {list(y.shape)}")
+    return data, y.astype(np.int64)
+
+
+def load_cifar10(data_dir: Path):
+    train = [read_cifar_batch(data_dir / name) for name in CIFAR_FILES[:-1]]
+    test = read_cifar_batch(data_dir / CIFAR_FILES[-1])
     x_train = np.concatenate([b[0] for b in train])
     y_train = np.concatenate([b[1] for b in train])
     return {"train": (x_train, y_train), "test": test}, (3, 32, 32)

@@ -186,9 +186,8 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
         raise UserError(f"--out {out_dir}: {why}; give a directory that can be written")
     clean_stale_staging(out_dir / "checkpoint.pt")
     clean_stale_staging(out_dir / "model.pt")
-    out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
-    split = load_dataset(cfg.dataset)
+    split = load_dataset(cfg.dataset)  # bad data is refused before --out exists: nothing is left behind
     seed_everything(cfg.training.seed)
     model = make_model(cfg, split.image_shape, split.classes)
     method, method_cfg = cfg.method_parts()
@@ -201,6 +200,7 @@ def train_run(cfg: RunConfig, out_dir: Path, resume: bool = False, show_progress
         model.load_state_dict(ckpt["state_dict"])
         state, elapsed = ckpt["train_state"], ckpt["train_seconds"]
     config_json = cfg.model_dump(mode="json")
+    out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
     def save_checkpoint(epoch, train_state):

@@ -126,6 +126,27 @@ def checkpoint(kind: str):
     return setup
 
 
+def cifar(kind: str):
+    """{tmp}/cifar with six CIFAR-10 python batches (4 images each), one of them damaged, and {tmp}/c.yaml, the
+    tiny config reading them."""
+    def setup(tmp: Path, run: Path):
+        d = tmp / "cifar"
+        d.mkdir()
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            batch = {b"data": np.zeros((4, 3072), np.uint8), b"labels": [0, 1, 2, 3]}
+            raw = pickle.dumps(batch, protocol=2)
+            if name == "data_batch_3" and kind == "hostile":
+                raw = pickle.dumps({**batch, b"extra": Hostile()}, protocol=2)
+            elif name == "data_batch_3" and kind == "wrong_shape":
+                raw = pickle.dumps({**batch, b"data": np.zeros((4, 32, 32, 3), np.uint8)}, protocol=2)
+            elif name == "test_batch" and kind == "truncated":
+                raw = raw[: len(raw) // 2]
+            (d / name).write_bytes(raw)
+        cfg = {**json.loads(json.dumps(TINY)), "dataset": {"name": "cifar10", "input_bits": 2, "data_dir": str(d)}}
+        (tmp / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return setup
+
+
 def onnx_non_finite(tmp: Path, run: Path):
     import onnx
     from onnx import numpy_helper
@@ -213,6 +234,9 @@ CASES = [
     ("train", "missing_out", ["train", CFG], None),
     ("train", "resume_other_config", ["train", "{tmp}/c.yaml", "--out", "{run}", "--resume"],
      config_with(**{"training.lr": 0.5})),
+    ("train", "cifar_hostile_pickle", ["train", "{tmp}/c.yaml", "--out", OUT], cifar("hostile")),
+    ("train", "cifar_truncated_batch", ["train", "{tmp}/c.yaml", "--out", OUT], cifar("truncated")),
+    ("train", "cifar_wrong_shape", ["train", "{tmp}/c.yaml", "--out", OUT], cifar("wrong_shape")),
     ("train", "resume_damaged_checkpoint", ["train", CFG, "--out", "{run}", "--resume"],
      write("run/checkpoint.pt", b"PK\x03\x04garbage")),
     # export

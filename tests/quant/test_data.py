@@ -1,6 +1,7 @@
 import gzip
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,14 +50,143 @@ def test_mnist_corrupt_header(tmp_path):
         load_dataset(DatasetConfig(name="mnist", data_dir=tmp_path))
 
 
-def test_cifar10_batches(tmp_path):
+def _py2_str(b: bytes) -> bytes:
+    """A Python 2 str in a pickle (SHORT_BINSTRING / BINSTRING): with encoding='bytes' it reads as bytes."""
+    return (b"U" + bytes([len(b)]) if len(b) < 256 else b"T" + struct.pack("<I", len(b))) + b
+
+
+def _py2_int(v: int) -> bytes:
+    return b"K" + bytes([v]) if 0 <= v < 256 else b"J" + struct.pack("<i", v)
+
+
+def cifar_batch_py2(data: np.ndarray, labels, name=b"training batch 1 of 5") -> bytes:
+    """A batch byte for byte in the layout of CIFAR-10's own python files (cPickle protocol 2 under Python 2,
+    numpy.core): a dict of py2 strs, a list of ints and a uint8 array built by _reconstruct, then BUILD."""
+    n, w = data.shape
+    dtype = (b"cnumpy\ndtype\n" + _py2_str(b"u1") + _py2_int(0) + _py2_int(1) + b"\x87R"
+             + b"(" + _py2_int(3) + _py2_str(b"|") + b"NNN" + _py2_int(-1) + _py2_int(-1) + _py2_int(0) + b"tb")
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _py2_int(0) + b"\x85" + _py2_str(b"b")
+             + b"\x87R(" + _py2_int(1) + b"M" + struct.pack("<H", n) + b"M" + struct.pack("<H", w) + b"\x86"
+             + dtype + b"\x89" + _py2_str(data.astype(np.uint8).tobytes()) + b"tb")
+    items = (_py2_str(b"batch_label") + _py2_str(name) + _py2_str(b"labels")
+             + b"](" + b"".join(_py2_int(int(v)) for v in labels) + b"e" + _py2_str(b"data") + array
+             + _py2_str(b"filenames") + b"](" + b"".join(_py2_str(b"img_%d.png" % i) for i in range(n)) + b"e")
+    return b"\x80\x02}(" + items + b"u."
+
+
+CIFAR_NAMES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def _cifar_dir(tmp_path, write):
+    """Six batches of 4 images each, written by write(path, data, labels); returns the expected arrays."""
     rng = np.random.default_rng(1)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        d = {b"data": rng.integers(0, 256, (4, 3072)).astype(np.uint8), b"labels": list(rng.integers(0, 10, 4))}
-        pickle.dump(d, open(tmp_path / name, "wb"))
+    parts = []
+    for name in CIFAR_NAMES:
+        data, labels = rng.integers(0, 256, (4, 3072)).astype(np.uint8), rng.integers(0, 10, 4).tolist()
+        write(tmp_path / name, data, labels)
+        parts.append((data, labels))
+    return parts
+
+
+def test_cifar10_batches_in_the_original_python2_layout(tmp_path):
+    parts = _cifar_dir(tmp_path, lambda p, d, l: p.write_bytes(cifar_batch_py2(d, l)))
     s = load_dataset(DatasetConfig(name="cifar10", data_dir=tmp_path, input_bits=8))
     assert s.x_train.shape == (20, 3072) and s.x_test.shape == (4, 3072) and s.image_shape == (3, 32, 32)
-    assert s.x_train.max() <= 255
+    assert np.array_equal(s.x_train, np.concatenate([d for d, _ in parts[:5]]))
+    assert np.array_equal(s.y_train, np.concatenate([l for _, l in parts[:5]]))
+    assert np.array_equal(s.x_test, parts[5][0]) and s.y_test.tolist() == parts[5][1]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("keys", ["bytes", "str"])
+def test_cifar10_batches_pickled_by_python3(tmp_path, protocol, keys):
+    def write(path, data, labels):
+        k = (lambda s: s.encode()) if keys == "bytes" else (lambda s: s)
+        d = {k("data"): data, k("labels"): list(np.asarray(labels, dtype=np.int64)), k("batch_label"): b"x"}
+        path.write_bytes(pickle.dumps(d, protocol=protocol))
+
+    parts = _cifar_dir(tmp_path, write)
+    s = load_dataset(DatasetConfig(name="cifar10", data_dir=tmp_path, input_bits=2))
+    assert np.array_equal(s.x_test, np.round(parts[5][0].astype(np.int64) * 3 / 255.0).astype(np.int64))
+    assert s.y_test.tolist() == parts[5][1] and s.y_train.dtype == np.int64
+
+
+class _Touch:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+class _System:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/pqhw-cifar-pwned",))
+
+
+@pytest.mark.parametrize("payload, protocol, refused", [
+    ("touch", 4, "pathlib.Path.touch"), ("system", 2, "posix.system"),
+    ("inside_labels", 2, "__builtin__.getattr"),  # protocol 2 reaches a method through getattr
+])
+def test_cifar10_hostile_batch_is_refused_and_never_runs(tmp_path, payload, protocol, refused):
+    from quant.data import read_cifar_batch
+
+    target = tmp_path / "pwned"
+    Path("/tmp/pqhw-cifar-pwned").unlink(missing_ok=True)
+    data = np.zeros((2, 3072), np.uint8)
+    hostile = {"touch": _Touch(target), "system": _System(), "inside_labels": [0, _Touch(target)]}[payload]
+    d = {b"data": data, b"labels": hostile} if payload == "inside_labels" else {b"data": data, b"x": hostile}
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps(d, protocol=protocol))
+    with pytest.raises(UserError) as exc:
+        read_cifar_batch(path)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith(f"{path}: refused, the file asks for the Python global {refused};")
+    assert not target.exists() and not Path("/tmp/pqhw-cifar-pwned").exists()
+
+
+def _good(n=3, w=3072):
+    return {b"data": np.zeros((n, w), np.uint8), b"labels": list(range(n))}
+
+
+@pytest.mark.parametrize("case, raw, match", [
+    ("empty", b"", "not a readable CIFAR-10 python batch"),
+    ("garbage", b"\x00garbage" * 7, "not a readable CIFAR-10 python batch"),
+    ("truncated", pickle.dumps(_good(), protocol=2)[:5000], "not a readable CIFAR-10 python batch"),
+    ("truncated_py2", cifar_batch_py2(np.zeros((3, 3072), np.uint8), [1, 2, 3])[:-40],
+     "not a readable CIFAR-10 python batch"),
+    ("a_list", pickle.dumps([1, 2]), "holds a list, not a CIFAR-10 batch"),
+    ("no_labels", pickle.dumps({b"data": np.zeros((3, 3072), np.uint8)}), "no 'labels' entry"),
+    ("pixels_wrong_width", pickle.dumps(_good(w=3071)), r"'data' is a uint8 array of shape \[3, 3071\]"),
+    ("pixels_images", pickle.dumps({b"data": np.zeros((3, 3, 32, 32), np.uint8), b"labels": [0, 1, 2]}),
+     r"expected a uint8 array \[N, 3072\]"),
+    ("pixels_float", pickle.dumps({b"data": np.zeros((3, 3072)), b"labels": [0, 1, 2]}), "'data' is a float64"),
+    ("pixels_a_list", pickle.dumps({b"data": [[0] * 3072], b"labels": [0]}), "'data' is a list"),
+    ("labels_short", pickle.dumps({b"data": np.zeros((3, 3072), np.uint8), b"labels": [0, 1]}),
+     "'labels' must be 3 integers in 0..9"),
+    ("labels_out_of_range", pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}),
+     "'labels' must be 2 integers in 0..9"),
+    ("labels_text", pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"cat", b"dog"]}),
+     "'labels' must be 2 integers"),
+    ("codec_other_than_latin1", b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00zlib\x86R.",
+     "not a readable CIFAR-10 python batch"),
+])
+def test_cifar10_malformed_batch_one_line(tmp_path, case, raw, match):
+    from quant.data import read_cifar_batch
+
+    path = tmp_path / "test_batch"
+    path.write_bytes(raw)
+    with pytest.raises(UserError, match=match) as exc:
+        read_cifar_batch(path)
+    assert "\n" not in str(exc.value) and str(path) in str(exc.value)
+
+
+def test_cifar10_missing_batch_names_the_files(tmp_path):
+    (tmp_path / "data_batch_1").write_bytes(pickle.dumps(_good()))
+    with pytest.raises(UserError, match=r"data_batch_2: CIFAR-10 batch not found .*test_batch"):
+        load_dataset(DatasetConfig(name="cifar10", data_dir=tmp_path))
 
 
 def test_missing_data_dir():
