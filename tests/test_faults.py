@@ -180,6 +180,59 @@ def test_staging_file_of_a_killed_write_is_removed_by_the_next(tmp_path):
     assert not stale.exists() and target.read_text() == "{}"
 
 
+# --- kill -9 during verify, fast: the simulator is replaced by the reference (or a hang) in a child process ------
+
+_HANGING_VERIFY = """
+import sys, time
+from pathlib import Path
+import hw.emit as he
+import sim.verify as sv
+
+hw_dir, where, marker = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+
+
+def hang(*args, **kwargs):
+    marker.write_text("killed here")
+    time.sleep(600)
+
+
+if where == "emit":
+    he.render_top = hang  # emit writes the blocks into its staging directory, then renders the top
+else:
+    sv._simulate_harness = hang
+sv.check_simulator = lambda sim: None
+sv.verify(hw_dir, vectors=4)
+"""
+
+# What the same inputs must give again (the rest of verify.json is timing).
+SAME_RESULT = ("vectors", "test_vectors", "random_vectors", "mismatches", "first_mismatch", "timed_out",
+               "cycles_per_frame", "expected_cycles_per_frame", "latency_cycles", "graph_sha256", "rtl_sha256")
+
+
+@pytest.mark.parametrize("where", ["emit", "simulate"])
+def test_kill_during_verify_leaves_no_passing_record_and_the_rerun_agrees(tmp_path, monkeypatch, where):
+    from hw.bitstream import verified_rtl
+    from sim.verify import verify
+
+    hw_dir = _label_select_dir(tmp_path)
+    _fake_simulation(monkeypatch)
+    first = verify(hw_dir, vectors=4)  # a passing record, which the killed run must not leave standing
+    rtl_before = sha256_tree(hw_dir / "rtl")
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-c", _HANGING_VERIFY, hw_dir, where, marker], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _kill_when(proc, marker.exists, timeout=120)
+    assert not (hw_dir / "verify.json").exists()
+    with pytest.raises(UserError, match="no verify.json"):
+        verified_rtl(hw_dir)
+    if where == "emit":  # the half-written RTL stays in its staging directory; rtl/ is still the whole old one
+        assert [p.name.split("-")[0] for p in _staging(tmp_path)] == [".rtl.tmp"]
+        assert sha256_tree(hw_dir / "rtl") == rtl_before
+    again = verify(hw_dir, vectors=4)
+    assert {k: again[k] for k in SAME_RESULT} == {k: first[k] for k in SAME_RESULT}
+    assert verified_rtl(hw_dir)["rtl_sha256"] == rtl_before and not _staging(tmp_path)
+
+
 # --- kill -9 and run again -------------------------------------------------------------------------------------
 
 def _pqhw(*args, **kw):
@@ -289,3 +342,75 @@ def test_kill_during_bitstream_leaves_nothing_trusted(exported_run, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (hw / "icebreaker" / "pqhw_board_top.bin").is_file() and not _staging(hw)
+
+
+@pytest.fixture(scope="module")
+def compiled_hw(exported_run):
+    from hw.compile import compile_model
+
+    hw = exported_run.parent / "hw"
+    if not (hw / "graph.json").is_file():
+        compile_model(exported_run / "model.qonnx.onnx", hw, target_fps=100000, clock_mhz=100)
+    return hw
+
+
+def _fresh_copy(hw: Path, dest: Path) -> Path:
+    """What `pqhw compile` wrote, without anything a verify left (rtl/, builds, verify.json)."""
+    dest.mkdir()
+    for name in ("graph.json", "compile.json", "test_vectors.npz"):
+        (dest / name).write_bytes((hw / name).read_bytes())
+    return dest
+
+
+def _verify_cli(hw: Path, vectors: int):
+    return subprocess.run([sys.executable, "-m", "pqhw.cli", "verify", hw, "--vectors", str(vectors)], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
+def _kill_group(proc, ready, timeout=600):
+    """kill -9 of the command and of everything it started (Verilator, make, the compiler, the simulation)."""
+    _kill_when(proc, ready, timeout)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+def test_kill_during_verify_build_and_simulation_then_rerun(compiled_hw, tmp_path):
+    """Killed while Verilator's C++ compiles, then while the simulation runs: no verify.json is left that says the
+    RTL passed, and the next `pqhw verify` gives the record of an uninterrupted run."""
+    vectors = 3000  # a simulation that lasts long enough to be killed in
+    whole = _fresh_copy(compiled_hw, tmp_path / "whole")
+    done = _verify_cli(whole, vectors)
+    assert done.returncode == 0, done.stderr
+    expected = json.loads((whole / "verify.json").read_text())
+    assert expected["mismatches"] == 0
+
+    hw = _fresh_copy(compiled_hw, tmp_path / "cut")
+
+    def compiling():
+        return any(p.suffix == ".o" for p in (hw / "sim_build").rglob("*")) if (hw / "sim_build").is_dir() else False
+
+    _kill_group(_pqhw("verify", hw, "--vectors", vectors, start_new_session=True), compiling)
+    assert not (hw / "verify.json").exists()
+    assert not any((p / ".built").exists() for p in (hw / "sim_build").iterdir() if p.is_dir())
+    done = _verify_cli(hw, vectors)
+    assert done.returncode == 0, done.stderr
+    again = json.loads((hw / "verify.json").read_text())
+    assert {k: again[k] for k in SAME_RESULT} == {k: expected[k] for k in SAME_RESULT}
+
+    config = hw / "sim_run" / "verilator" / "tb_config.json"
+    started = config.stat().st_mtime
+
+    def simulating():
+        return config.stat().st_mtime > started and not (hw / "verify.json").exists()
+
+    _kill_group(_pqhw("verify", hw, "--vectors", vectors, start_new_session=True), simulating)
+    assert not (hw / "verify.json").exists()
+    done = _verify_cli(hw, vectors)
+    assert done.returncode == 0, done.stderr
+    again = json.loads((hw / "verify.json").read_text())
+    assert {k: again[k] for k in SAME_RESULT} == {k: expected[k] for k in SAME_RESULT}
+    assert not _staging(hw)
