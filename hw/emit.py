@@ -2,16 +2,17 @@
 hand-written blocks it instantiates, and the weight/threshold memory files ($readmemh, relative names, so
 simulators and synthesis read them from the rtl directory or their working directory).
 
-Stream links. Layer i's output goes through a FIFO and, where its PE differs from the next layer's input
-fold (SIMD), a width converter. FIFO depth = 2 x the producer's beats per input vector of the consumer
-(minimum 2): an MVAU takes its input vector only during its first neuron fold and replays it from its input
-buffer for the other folds, so the link must hold a whole vector while the consumer is busy replaying the
-previous one, plus the vector being produced (for the FC layer after a conv part, whose vector is the whole
-flattened feature map, that is two frames of it). The FIFO hands over one producer beat a cycle, so an MVAU whose SIMD
-exceeds its producer's PE reads its first fold at the producer's rate (what the width converter holds
-aside); hw.cycles counts that stall and hw.folding folds against it. Each MVAU and threshold unit also has
-an 8-beat output FIFO inside, filled by credit, so the MVAU datapath never stalls mid-row; the measured
-interval is checked against hw.cycles in tests/hw.
+Stream links. Layer i's output goes, where its PE differs from the next layer's input fold (SIMD), through
+a width converter, then through a FIFO of the consumer's beats. FIFO depth = 2 x the consumer's beats per
+input vector (minimum 2): an MVAU takes its input vector only during its first neuron fold and replays it
+from its input buffer for the other folds, so the link must hold a whole vector while the consumer is busy
+replaying the previous one, plus the vector being produced (for the FC layer after a conv part, whose
+vector is the whole flattened feature map, that is two frames of it). With the converter in front, the
+FIFO hands the consumer a whole beat of its own width every cycle: a layer never reads slower than its own
+fold because its producer is narrower, so each layer runs at its own cycles (hw.cycles) and the frame
+interval is the slowest layer's, as FINN's estimate has it. Each MVAU and threshold unit also has an 8-beat
+output FIFO inside, filled by credit, so the MVAU datapath never stalls mid-row; the measured interval is
+checked against hw.cycles in tests/hw.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class Stage:
     layer: Any
     rtl: LayerRTL
     fifo_depth: int = 0
+    fifo_width: int = 0
     dwc: bool = False
 
     @property
@@ -122,9 +124,11 @@ def plan(graph: Graph) -> list[Stage]:
         stages.append(Stage(name=f"l{i}_{_ident(layer.name)}", layer=layer, rtl=rtl))
         fmt = rtl.out_fmt
     for prod, cons, layer in zip(stages[:-1], stages[1:], graph.layers[:-1]):
-        # the consumer's input vector (a conv MVAU's window, an FC layer's whole flattened feature map)
-        beats_per_vector = cons.layer.in_channels // prod.out_n
+        # the consumer's input vector (a conv MVAU's window, an FC layer's whole flattened feature map), in
+        # the consumer's beats: the FIFO sits behind the width converter
+        beats_per_vector = -(-cons.layer.in_channels // cons.in_n)
         prod.fifo_depth = max(2, 2 * beats_per_vector)
+        prod.fifo_width = cons.in_width
         prod.dwc = prod.out_n != cons.in_n
     return stages
 

@@ -122,9 +122,10 @@ def place_memory(family: str, mem: Memory) -> dict:
 
 
 def _link(stage, nxt) -> tuple[dict, list[Memory]]:
-    """The FIFO (and width converter) from one block to the next, as hw.emit wires them."""
-    f = {"links": 1, "stream_bits": stage.out_width}
-    mems = [Memory("link_fifo", stage.out_width, stage.fifo_depth, rom=False)]
+    """The width converter (where the folds differ) and the FIFO of the consumer's beats from one block to the
+    next, as hw.emit wires them."""
+    f = {"links": 1, "stream_bits": stage.fifo_width}
+    mems = [Memory("link_fifo", stage.fifo_width, stage.fifo_depth, rom=False)]
     if stage.dwc:
         cap = 2 * (stage.out_n + nxt.in_n)
         f["links"] += 1

@@ -1,12 +1,10 @@
 """PE/SIMD per layer: the cheapest folding that reaches a target frame rate, or one the user gives.
 
 Cost of a folding is its parallel lanes, the product of its PE and SIMD summed over the layers. Cycles come
-from the one cycle model, hw.cycles: a layer's own cycles (its kind's `cycles()`), or more where the link in
-front of it cannot deliver its input as fast as it reads (a producer's PE below an MVAU's SIMD stretches the
-MVAU's first neuron fold). So layers are not folded one by one: each layer's folding is chosen against its
-producer's output fold, and the cheapest combination whose every layer meets the budget in the pipeline is
-found by dynamic programming along the chain (a layer's cycles depend only on its own folding and its
-producer's). Nothing here names a layer kind: foldings come from `fold_options()`.
+from the one cycle model, hw.cycles: each layer's own cycles (its kind's `cycles()`); the links hw.emit
+builds (width converter, then a FIFO of the consumer's beats) let every layer run at its own rate, so the
+layers are folded one by one, each to its cheapest option within the budget. Nothing here names a layer
+kind: foldings come from `fold_options()`.
 """
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ import math
 from pathlib import Path
 
 from common.errors import UserError
-from hw.cycles import expected_cycles_per_frame, layer_cycles, pipeline_cycles, stage_cycles  # noqa: F401
+from hw.cycles import expected_cycles_per_frame, layer_cycles, stage_cycles  # noqa: F401
 from hw.ir import Graph
 
 
@@ -41,43 +39,16 @@ def _unrolled(layer):
     return folded(layer, max(layer.fold_options(), key=lanes))
 
 
-def _pipeline(layer, producer_fold: int | None) -> int:
-    return pipeline_cycles(layer.cycles(), getattr(layer, "num_vectors", 1), layer.in_channels, layer.in_fold,
-                           producer_fold)
-
-
 def balanced_folding(graph: Graph, budget: int) -> list[dict]:
-    """The cheapest folding (fewest lanes; then the earliest options of each layer's fold_options) whose every
-    layer takes at most `budget` cycles per frame in the pipeline, stalls on its input link included.
-
-    Dynamic programming along the chain: for each folding of layer i, the cheapest foldings of layers 0..i
-    ending in it; a layer's pipeline cycles depend on its own folding and its producer's out_fold only, so
-    per producer out_fold the cheapest prefix is all that is kept."""
-    # per layer: (fold, folded layer) for every folding that meets the budget alone, cheapest first
-    choices = []
+    """The cheapest folding (fewest lanes, then the earliest of each layer's fold_options) whose every layer
+    takes at most `budget` cycles per frame."""
+    folds = []
     for layer in graph.layers:
-        opts = [(o, f) for o in layer.fold_options() for f in (folded(layer, o),) if f.cycles() <= budget]
+        opts = [o for o in layer.fold_options() if folded(layer, o).cycles() <= budget]
         if not opts:
             raise UserError(f"layer {layer.name}: cannot reach {budget} cycles per frame even fully unrolled")
-        choices.append(opts)
-    # best[out_fold] = (lanes, rank, chain of option indices) over the prefixes ending in that output fold
-    best: dict[int | None, tuple] = {None: (0, 0, ())}
-    for opts in choices:
-        nxt: dict[int, tuple] = {}
-        for j, (o, f) in enumerate(opts):
-            cand = None
-            for r, (cost, rank, chain) in best.items():
-                if _pipeline(f, r) <= budget:
-                    c = (cost + lanes(o), rank + j, chain + (j,))
-                    if cand is None or c < cand:
-                        cand = c
-            if cand is not None and (f.out_fold not in nxt or cand < nxt[f.out_fold]):
-                nxt[f.out_fold] = cand
-        best = nxt
-    # a fully unrolled producer never stalls its consumer, so some folding always meets a budget that every
-    # layer meets alone
-    _, _, chain = min(best.values())
-    return [choices[i][j][0] for i, j in enumerate(chain)]
+        folds.append(min(enumerate(opts), key=lambda io: (lanes(io[1]), io[0]))[1])
+    return folds
 
 
 def with_folding(graph: Graph, folds: list[dict]) -> Graph:
@@ -87,7 +58,7 @@ def with_folding(graph: Graph, folds: list[dict]) -> Graph:
 
 def fold_for_cycles(graph: Graph, budget: int) -> Graph:
     """A copy of the graph folded so that the pipeline takes at most `budget` cycles per frame, as cheaply as
-    possible: every layer within the budget, each against its producer's output fold."""
+    possible: every layer within the budget."""
     if budget < 1:
         raise UserError(f"--target-fps asks for {budget} cycles per frame; at least 1 is needed "
                         "(lower --target-fps or raise --clock-mhz)")
@@ -159,7 +130,7 @@ def layer_options(layer, budget: int) -> list[dict]:
 
 
 def _floor(graph: Graph) -> int:
-    """The frame interval with every layer fully unrolled (no link stalls then: each beat is a whole vector)."""
+    """The frame interval with every layer fully unrolled."""
     return max(_unrolled(l).cycles() for l in graph.layers)
 
 
@@ -167,26 +138,11 @@ def _alone_cycles(graph: Graph) -> set[int]:
     return {folded(l, o).cycles() for l in graph.layers for o in l.fold_options()}
 
 
-def _stalled_cycles(graph: Graph, lo: int, hi: int) -> set[int]:
-    """Pipeline cycles in [lo, hi] that some layer takes only because of its producer's output fold."""
-    values = set()
-    layers = graph.layers
-    for prev, layer in zip(layers[:-1], layers[1:]):
-        outs = {folded(prev, o).out_fold for o in prev.fold_options()}
-        for o in layer.fold_options():
-            f = folded(layer, o)
-            if f.cycles() > hi:
-                continue
-            values |= {c for r in outs for c in (_pipeline(f, r),) if lo <= c <= hi and c != f.cycles()}
-    return values
-
-
 def reachable_cycles(graph: Graph) -> list[int]:
-    """Every frame interval some folding gives, fastest first: each layer's cycles alone at each of its
-    foldings, and the longer ones a layer takes behind a narrower producer."""
+    """Every frame interval some folding gives, fastest first: each layer's cycles at each of its foldings
+    that some folding of every other layer can match."""
     floor = _floor(graph)
-    alone = _alone_cycles(graph)
-    return sorted(v for v in alone | _stalled_cycles(graph, floor, max(alone)) if v >= floor)
+    return sorted(v for v in _alone_cycles(graph) if v >= floor)
 
 
 def _pressure(total: dict, resources, headroom: float) -> float:
@@ -199,7 +155,7 @@ def _pressure(total: dict, resources, headroom: float) -> float:
 def fit_at_budget(graph: Graph, budget: int, family: str, resources, headroom: float = HEADROOM):
     """(graph, estimate total, pressure) for a folding within `budget` cycles: the cheapest one, then layer by
     layer the option that lowers the pressure on the board most (trading LUTs for BRAM and back), keeping
-    the pipeline (stalls on the links included) within the budget."""
+    every layer within the budget."""
     from hw.estimate import estimate_total
 
     g = fold_for_cycles(graph, budget)
@@ -213,8 +169,6 @@ def fit_at_budget(graph: Graph, budget: int, family: str, resources, headroom: f
                 layers = list(g.layers)
                 layers[i] = folded(layers[i], opt)
                 trial = g.model_copy(update={"layers": layers})
-                if expected_cycles_per_frame(trial) > budget:
-                    continue  # its neighbour would stall beyond the budget
                 t = estimate_total(trial, family)
                 p = _pressure(t, resources, headroom)
                 if p < best - 1e-9:
@@ -239,25 +193,15 @@ def fold_for_board(graph: Graph, board, clock_mhz: float, target_fps: float | No
             raise UserError(f"--target-fps {target_fps:g} asks for less than 1 cycle per frame at {clock_mhz:g} MHz")
         budgets = [budget]
     else:
-        floor = _floor(graph)
-        budgets = sorted(v for v in _alone_cycles(graph) if v >= floor)
+        budgets = reachable_cycles(graph)
     last = None
-    missed = budgets[0] - 1  # the largest budget tried that did not fit
     for budget in budgets:
         try:
             g, total, pressure = fit_at_budget(graph, budget, family, board.resources, headroom)
         except UserError:
             continue  # a layer cannot reach this interval at all
         if pressure <= 1.0:
-            if target_fps is None:
-                # a faster folding may lie between the last budget that did not fit and this folding's interval:
-                # one whose layers meet the last budget alone but stall behind their producers
-                for tighter in sorted(_stalled_cycles(graph, missed + 1, expected_cycles_per_frame(g) - 1)):
-                    t_g, _, t_pressure = fit_at_budget(graph, tighter, family, board.resources, headroom)
-                    if t_pressure <= 1.0:
-                        return t_g
             return g
-        missed = budget
         last = (budget, estimate_total(fold_for_cycles(graph, budget), family))  # the cheapest, for the message
     if last is None:
         raise UserError(f"no folding reaches {budgets[0]} cycles per frame (--target-fps {target_fps:g} at "
