@@ -21,6 +21,7 @@ SUBCOMMANDS = {
     "infer": "hw.driver",
     "verify": "sim.verify",
     "flow": "pqhw.flow",
+    "sweep": "pqhw.sweep",
 }
 
 
