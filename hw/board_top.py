@@ -63,9 +63,33 @@ def stream_shape(graph: Graph) -> StreamShape:
                        num_classes=classes)
 
 
-def wrapper_cost(shape: StreamShape, base: dict) -> dict:
-    """Resources of the board top around the accelerator: a fixed base plus the bridge's beat register."""
-    return {**base, "ffs": base["ffs"] + shape.in_width}
+# Clock cycles per UART bit the wrapper estimate assumes: the Tang Nano 9K's 27 MHz at 115,200 baud, the largest
+# ratio of the open boards (the bit-time and quiet counters widen with it: one bit per doubling).
+DEFAULT_CLKS_PER_BIT = 234
+
+
+def _clog2(n: int) -> int:
+    return (n - 1).bit_length()
+
+
+def wrapper_cost(shape: StreamShape, base: dict, clks_per_bit: int = DEFAULT_CLKS_PER_BIT) -> dict:
+    """Resources of the board top around the accelerator, counted from its structure (FFs) and fitted to synthesis
+    (LUTs); `base` gives what the wrapper does not use (BRAMs, DSPs), its LUT and FF numbers are not used.
+
+    FFs: power-on reset 5; uart_rx 28 + a bit-time counter; uart_tx 15 + the same counter; the bridge's state,
+    pending count and drop flag 8, its element and lane counters, the quiet counter (TIMEOUT_BITS bit times) and
+    the input beat register; 2 more for Yosys' one-hot state encodings. LUTs grow with the counters (increment
+    and compare). Against Yosys (synth_ice40 / synth_ecp5 of the board top around a blackbox accelerator, six
+    stream shapes from 4 to 784 beat bits, tests/hw/test_wrapper_cost.py): FFs within 3, LUTs within 19 %; the
+    LUT count differs between families (iCE40 SB_LUT4 164-199, ECP5 LUT4 + 2 per CCU2C 229-272) and this sits
+    between them. iCE40 logic cells holding only a flip-flop of the beat register are not in `luts`."""
+    counter = _clog2(clks_per_bit + 1)
+    quiet = _clog2(clks_per_bit * FRAME_TIMEOUT_BITS + 1)
+    elems = _clog2(shape.frame_elems + 1)
+    lane = _clog2(shape.simd) if shape.simd > 1 else 0
+    ffs = 5 + (28 + counter) + (15 + counter) + (8 + elems + lane + quiet) + shape.in_width + 2
+    luts = 62 + 3 * (elems + lane + quiet + 2 * counter)
+    return {**base, "luts": luts, "ffs": ffs}
 
 
 def clks_per_bit(clock_mhz: float, baud: int) -> int:
