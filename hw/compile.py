@@ -48,15 +48,16 @@ def set_weight_memory(graph: Graph, weight_memory: str) -> Graph:
 
 
 def choose_folding(graph: Graph, board: str | None, target_fps: float | None, clock_mhz: float,
-                   folding_file: Path | None) -> Graph:
+                   folding_file: Path | None, target_required: bool = True) -> Graph:
     """An explicit folding file wins; with a board, the fastest (or cheapest reaching --target-fps) folding
-    that fits it; else the cheapest folding reaching --target-fps; else the graph's own folding."""
+    that fits it (a target that is only a default, target_required False, gives way to the fastest that
+    fits); else the cheapest folding reaching --target-fps; else the graph's own folding."""
     if folding_file is not None:
         return apply_folding_file(graph, folding_file)
     if board is not None:
         from boards.registry import get_board
 
-        return fold_for_board(graph, get_board(board), clock_mhz, target_fps)
+        return fold_for_board(graph, get_board(board), clock_mhz, target_fps, target_required=target_required)
     if target_fps is not None:
         return fold_for_fps(graph, target_fps, clock_mhz)
     return graph
@@ -177,8 +178,9 @@ def _write_estimate(graph: Graph, board: str | None, staging: Path, report: dict
 
 def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = None, clock_mhz: float | None = None,
                   folding_file: Path | None = None, progress=None, board: str | None = None,
-                  weight_memory: str = "plain") -> dict:
-    """Compile, fold and estimate; clock_mhz defaults to the board's clock, or 100 MHz without a board."""
+                  weight_memory: str = "plain", target_required: bool = True) -> dict:
+    """Compile, fold and estimate; clock_mhz defaults to the board's clock, or 100 MHz without a board.
+    target_required False: target_fps is a default that gives way to the fastest folding that fits `board`."""
     t0 = time.perf_counter()
     if weight_memory not in WEIGHT_MEMORIES:
         raise UserError(f"--weight-memory {weight_memory!r}: accepted {', '.join(WEIGHT_MEMORIES)}")
@@ -220,13 +222,16 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
             raise RuntimeError(f"numpy reference differs from FINN execution on {len(bad)} vectors "
                                f"(first: vector {bad[0]}: {ref[bad[0]]} vs {finn[list(checked).index(bad[0])]})")
         graph = set_weight_memory(graph, weight_memory)
-        graph = choose_folding(graph, board, target_fps, clock_mhz, folding_file)
+        graph = choose_folding(graph, board, target_fps, clock_mhz, folding_file, target_required)
         with finn_environment(staging / "finn_build"):
             finn_cycles, finn_luts = finn_estimates(hw_model, graph)
             hw_model.save(str(staging / "finn_hw.onnx"))
         graph.save(staging / "graph.json")
         report = compile_report(graph, clock_mhz, finn_cycles, finn_luts)
         report.update(board=board, weight_memory=weight_memory, **_write_estimate(graph, board, staging, report))
+        if target_fps is not None:
+            report.update(target_fps=target_fps, target_fps_reached=bool(
+                clock_mhz * 1e6 / report["expected_cycles_per_frame"] >= target_fps))
         # what the hardware's input stream holds: the model's input flattened in C order; a BIPOLAR input as
         # bits (x + 1) / 2
         report.update(model_input={"dtype": dt, "shape": shape},

@@ -179,10 +179,18 @@ def fit_at_budget(graph: Graph, budget: int, family: str, resources, headroom: f
 
 
 def fold_for_board(graph: Graph, board, clock_mhz: float, target_fps: float | None = None,
-                   headroom: float = HEADROOM) -> Graph:
+                   headroom: float = HEADROOM, target_required: bool = True) -> Graph:
     """The highest-throughput folding whose estimate (wrapper included, `headroom` kept free) fits the board;
-    with target_fps, the cheapest folding reaching it that fits. UserError with needed vs available if none."""
+    with target_fps, the cheapest folding reaching it that fits, or (target_required False: a default target,
+    not the user's) the fastest that fits when none reaching it does. UserError with needed vs available if
+    none fits."""
     from hw.estimate import estimate_total, family_of
+
+    if target_fps is not None and not target_required:
+        try:
+            return fold_for_board(graph, board, clock_mhz, target_fps, headroom)
+        except UserError:
+            return fold_for_board(graph, board, clock_mhz, None, headroom)
 
     family = family_of(board.family)
     if target_fps is not None:

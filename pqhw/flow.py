@@ -22,6 +22,7 @@ from common.cli_types import COUNT, MHZ, POSITIVE_FLOAT, SEED, OutDir, writable_
 from common.errors import UserError
 
 DEFAULT_BOARD = "icebreaker"
+DEFAULT_TARGET_FPS = 10000  # without --target-fps; gives way to the fastest folding that fits the board
 HW_SOURCES = Path(__file__).resolve().parent.parent / "hw"  # the hand-written blocks and templates
 
 
@@ -50,8 +51,9 @@ def _fresh(step: Step, recorded: dict) -> bool:
     return rec.get("inputs") == sha256_inputs(step.inputs()) and rec.get("outputs") == sha256_inputs(outs)
 
 
-def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mhz: float, vectors: int,
+def build_steps(config: Path, out: Path, board: str, target_fps: float | None, clock_mhz: float, vectors: int,
                 sim: str, seed: int) -> list[Step]:
+    """The flow's steps; target_fps None: DEFAULT_TARGET_FPS, or the fastest folding that fits the board."""
     from hw.bitstream import bitstream_for
     from hw.compile import compile_model
     from hw.report import write_report
@@ -72,9 +74,12 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float, clock_mh
         return f"QONNX == Brevitas on {e['vectors']} test vectors"
 
     def compile_():
-        c = compile_model(out / "model.qonnx.onnx", hw, target_fps, clock_mhz, board=board)
+        c = compile_model(out / "model.qonnx.onnx", hw, target_fps or DEFAULT_TARGET_FPS, clock_mhz, board=board,
+                          target_required=target_fps is not None)
+        fastest = "" if c["target_fps_reached"] else (
+            f" (the fastest folding that fits {board}; {DEFAULT_TARGET_FPS:,} frames/s does not)")
         return (f"{len(c['layers'])} layers, reference == FINN on {c['reference_vs_finn_vectors']} vectors, "
-                f"{c['expected_cycles_per_frame']} cycles/frame")
+                f"{c['expected_cycles_per_frame']} cycles/frame{fastest}")
 
     def verify_():
         v = verify(hw, vectors=vectors, sim=sim, seed=seed)
@@ -144,8 +149,10 @@ def run_flow(steps: list[Step], out: Path, echo=print) -> None:
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=OutDir(), required=True, help="Run directory.")
 @click.option("--board", default=DEFAULT_BOARD, show_default=True, help="Target board (see `pqhw boards`).")
-@click.option("--target-fps", type=POSITIVE_FLOAT, default=10000, show_default=True,
-              help="Frames per second to reach.")
+@click.option("--target-fps", type=POSITIVE_FLOAT, default=None,
+              help=f"Frames per second to reach (refused when no folding reaching it fits the board). "
+                   f"Default: {DEFAULT_TARGET_FPS:,}, or the fastest folding that fits the board when "
+                   f"{DEFAULT_TARGET_FPS:,} does not.")
 @click.option("--clock-mhz", type=MHZ, default=None, help="Clock for the folding (default: the board clock).")
 @click.option("--vectors", type=COUNT, default=100, show_default=True, help="Random vectors besides the test split.")
 @click.option("--sim", type=click.Choice(["verilator", "icarus"]), default="verilator", show_default=True)

@@ -223,3 +223,20 @@ def test_unrolled_xnor_partials_are_shared_between_equal_weight_patterns():
     two = xnor_unrolled_features(params([[1, 0] * 8] * 4 + [[0, 1] * 8] * 4))[0]["unrolled_bits"]
     tree = 8 * (2 * 4 + 1 * 5)  # per neuron: two 4-bit sums of two partials, one 5-bit sum of those
     assert same == 3 * 4 + tree and two == 3 * 8 + tree
+
+
+def test_a_default_target_that_does_not_fit_gives_way_to_the_fastest_that_fits():
+    """`pqhw flow` without --target-fps: its default frame rate, or the fastest folding the board holds."""
+    g = _graph(16, 16)
+    lo = estimate_total(fold_for_cycles(g, 10 ** 9), "ice40")["luts"]
+    board = _board(int(lo * 1.5))
+    fastest = fold_for_board(g, board, 12.0)
+    got = fold_for_board(g, board, 12.0, target_fps=1e6, target_required=False)
+    assert expected_cycles_per_frame(got) == expected_cycles_per_frame(fastest) > 12  # 1e6 fps: 12 cycles
+    # a default the board can hold is still the cheapest folding reaching it
+    easy = fold_for_board(g, board, 12.0, target_fps=12e6 / 256, target_required=False)
+    assert _folds_of(easy) == _folds_of(fold_for_board(g, board, 12.0, target_fps=12e6 / 256))
+
+
+def _folds_of(g):
+    return [(l.pe, getattr(l, "simd", None)) for l in g.layers]
