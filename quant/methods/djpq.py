@@ -148,6 +148,8 @@ def _epoch_losses(net: DJPQNet, m: Config, phase: str, epoch: int):
 
 def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> dict:
     """Trains one phase in place; returns the last epoch's loss parts."""
+    from quant.train import show_epoch
+
     configure(net, phase)
     epochs = {"pretrain": m.pretrain_epochs, "vib": m.vib_epochs}.get(phase, tc.epochs)
     x = torch.as_tensor(split.x_train, dtype=torch.float32)
@@ -164,24 +166,31 @@ def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> 
         gamma, beta = _epoch_losses(net, m, phase, epoch)
         net.train()
         order = torch.randperm(len(x), generator=gen)
+        seen = correct = 0
+        loss_sum = 0.0
         for i in range(0, len(x), tc.batch_size):
             idx = order[i:i + tc.batch_size]
             if len(idx) < 2:
                 continue
             opt.zero_grad()
-            ce = ce_fn(net(x[idx]), y[idx])
+            logits = net(x[idx])
+            ce = ce_fn(logits, y[idx])
             kl = sum((g.kl() for g in net.gates()), ce.new_zeros(())) if gamma else ce.new_zeros(())
             bops = net.soft_bops(m.tau) if beta else ce.new_zeros(())
             loss = ce + gamma * kl + beta * bops  # eq. 17 (eq. 13 when beta = 0)
             loss.backward()
             opt.step()
+            seen += len(idx)
+            correct += int((logits.detach().argmax(1) == y[idx]).sum())
+            loss_sum += float(loss.detach()) * len(idx)
         sched.step()
         if not torch.isfinite(loss):
             raise UserError(f"method djpq, phase {phase}: training diverged at epoch {epoch + 1}; lower the "
                             "learning rates (method.lr_weights, lr_gates, lr_quant)")
         parts = {k: float(v.detach()) for k, v in (("loss", loss), ("ce", ce), ("kl", kl), ("bops_soft", bops))}
-        if progress:
-            progress.update(task, advance=1, description=f"{phase} ce {parts['ce']:.3f}")
+        if progress:  # the epoch's mean loss (eq. 17 with this epoch's gamma and beta) and training accuracy
+            show_epoch(progress, task, f"djpq {phase}", epoch + 1, epochs, loss_sum / max(seen, 1),
+                       correct / max(seen, 1))
     if phase != "pretrain" and phase != "vib":
         net._calibrated = True
     return parts
