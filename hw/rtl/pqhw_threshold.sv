@@ -63,7 +63,19 @@ module pqhw_threshold #(
         end
     end
 
-    logic [TW-1:0] t_b;
+    // The threshold word is registered once more before the comparators (t_c, with x_c and v_c beside it):
+    // a block-RAM table's word then comes from the RAM's own output register (hw/ecp5_outreg.py), and a
+    // LUT table is not merged into the comparator logic (on ECP5 that merge took 991 instead of 352 LUTs
+    // for 64 channels, PE 4, 3 thresholds; bench/rtllib_compare.py). Latency 2; the credit FIFO's 4 beats
+    // still sustain one beat a cycle (2 in flight + 1 held < 4).
+    logic [TW-1:0] t_b, t_c;
+    logic [PE*IN_BITS-1:0] x_c;
+    logic v_c;
+    always_ff @(posedge clk) begin
+        v_c <= !rst && v_b;
+        t_c <= t_b;
+        x_c <= x_b;
+    end
     pqhw_mem #(
         .WIDTH(TW), .DEPTH(TD), .STYLE(MEM_STYLE), .INIT_FILE(T_FILE), .INIT(T_INIT)
     ) u_tmem (
@@ -72,9 +84,9 @@ module pqhw_threshold #(
 
     logic [PE*NT*TH_BITS-1:0] t_lanes;
     if (TH_SHARED) begin : g_shared
-        assign t_lanes = {PE{t_b}};
+        assign t_lanes = {PE{t_c}};
     end else begin : g_per_channel
-        assign t_lanes = t_b;
+        assign t_lanes = t_c;
     end
 
     logic [PE*OUT_BITS-1:0] y_b;
@@ -82,14 +94,14 @@ module pqhw_threshold #(
         .LANES(PE), .IN_BITS(IN_BITS), .IN_SIGNED(IN_SIGNED), .NT(NT), .TH_BITS(TH_BITS),
         .BIAS(BIAS), .OUT_BITS(OUT_BITS), .SORTED(TH_SORTED)
     ) u_mt (
-        .clk(clk), .in_data(x_b), .thresholds(t_lanes), .out_data(y_b)
+        .clk(clk), .in_data(x_c), .thresholds(t_lanes), .out_data(y_b)
     );
 
     pqhw_credit_fifo #(
         .WIDTH(PE*OUT_BITS), .DEPTH(OUT_DEPTH), .REG_CREDIT(0)
     ) u_out (
         .clk(clk), .rst(rst), .reserve(fire), .credit_ok(credit_ok),
-        .s_tdata(y_b), .s_tvalid(v_b),
+        .s_tdata(y_b), .s_tvalid(v_c),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready)
     );
 endmodule
