@@ -28,6 +28,7 @@ BENCHMARKS = {
     "finn_zoo": "bench.finn_zoo:run",
     "alq": "bench.alq_table:run",
     "admm": "bench.admm_table:run",
+    "conv_nets": "bench.conv_nets:run",
     "sweep": "bench.sweep_bench:run",
 }
 
