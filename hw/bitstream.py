@@ -175,14 +175,16 @@ def parse_report(report: dict, family: str) -> dict:
 
 def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: Path, *, seed: int = 1,
                     target_mhz: float | None = None, estimate: dict | None = None,
-                    constraints: Path | None = None, data_files: list[Path] = (), inputs: dict | None = None) -> dict:
+                    constraints: Path | None = None, data_files: list[Path] = (), inputs: dict | None = None,
+                    synth_options: str = "") -> dict:
     """Synthesise, place, route and pack `top` for `board`; write out_dir (replaced atomically).
 
     Sources are copied into out_dir/src and read by relative path, so the same files and seed give the
     same bitstream wherever they live. data_files (memory images read by $readmemh with a bare file name)
     are copied beside them, into the directory Yosys runs in. Returns the summary that `pqhw bitstream`
     writes to bitstream.json; `inputs` (hashes of what the sources were made from) is recorded in it, beside
-    the sha256 of every source.
+    the sha256 of every source. `synth_options` go to the family's synth command (e.g. "-noabc9", see
+    hw.synth_time) and are recorded in the summary.
     """
     board = get_board(board) if isinstance(board, str) else board
     _require_open(board)
@@ -209,7 +211,8 @@ def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: 
     with atomic_dir(out_dir, inputs=[*sources, *data_files]) as work:
         for data in data_files:
             shutil.copyfile(data, work / data.name)
-        summary = _build_in(work, sources, top, board, constraints, seed, target, (yosys, pnr, pack), versions)
+        summary = _build_in(work, sources, top, board, constraints, seed, target, (yosys, pnr, pack), versions,
+                            synth_options)
         summary["bitstream"] = str(out_dir / summary.pop("_bitstream_name"))
         summary["inputs"] = {**(inputs or {}),
                              "sources_sha256": {p.name: sha256_file(p) for p in [*sources, *data_files]}}
@@ -218,7 +221,7 @@ def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: 
 
 
 def _build_in(work: Path, sources: list[Path], top: str, board: Board, constraints: Path, seed: int,
-              target: float, programs: tuple[str, str, str], versions: dict) -> dict:
+              target: float, programs: tuple[str, str, str], versions: dict, synth_options: str = "") -> dict:
     yosys, pnr, pack = programs
     flow = board.flow
     (work / "src").mkdir()
@@ -230,7 +233,8 @@ def _build_in(work: Path, sources: list[Path], top: str, board: Board, constrain
     steps = {}
 
     t0 = time.monotonic()
-    script = f"read_verilog -sv {' '.join(rel)}; {flow['synth']} -top {top} -json netlist.json"
+    synth = f"{flow['synth']} {synth_options}".strip()
+    script = f"read_verilog -sv {' '.join(rel)}; {synth} -top {top} -json netlist.json"
     _run([yosys, "-q", "-p", script], work, work / "synth.log", f"synthesis of {top} (yosys {flow['synth']})")
     outregs = _absorb_bram_registers(work / "netlist.json", top) if board.family == "ecp5" else 0
     steps["synth"] = round(time.monotonic() - t0, 2)
@@ -270,7 +274,7 @@ def _build_in(work: Path, sources: list[Path], top: str, board: Board, constrain
         "fmax_mhz": fmax, "target_mhz": target, "meets_timing": fmax is not None and fmax >= target,
         "seconds": round(time.monotonic() - t0, 2), "tool_versions": versions,
         "sha256": hashlib.sha256(bit.read_bytes()).hexdigest(),
-        "top": top, "seed": seed, "steps_seconds": steps, "_bitstream_name": bit_name,
+        "top": top, "seed": seed, "synth_command": synth, "steps_seconds": steps, "_bitstream_name": bit_name,
     }
     if board.family == "ecp5":
         summary["bram_output_registers"] = outregs
