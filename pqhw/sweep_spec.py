@@ -323,10 +323,6 @@ class Sweep:
             labels = axis.values if axis.values is not None else list(axis.choices or []) or [axis.low, axis.high]
             for label in labels:
                 self.trial({**first, name: label})
-        for name, _ in self.spec.objectives.items():
-            needs = OBJECTIVES[name][1]
-            if needs is not None:
-                self._needs(name, needs)
 
     def _needs(self, metric: str, option: str) -> None:
         flows = [self.spec.fixed.get(f"flow.{option}"), self.spec.fixed.get("flow.bitstream")]

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -30,6 +29,7 @@ from pqhw.flow import HW_SOURCES
 
 STEPS = ("train", "export", "frontend", "fold", "verify", "bitstream")
 RECORD = "step.json"
+METRICS_VERSION = 1  # raise when trial_metrics changes: recorded metrics of older versions are computed again
 
 
 def digest(*parts) -> str:
@@ -186,10 +186,10 @@ def run_step(spec: dict, *before: dict) -> dict:
     t0 = time.perf_counter()
     try:
         with contextlib.redirect_stdout(io.StringIO()), atomic_dir(step_dir) as tmp:
-            os.environ.setdefault("TMPDIR", tempfile.gettempdir())
             said = RUNNERS[spec["name"]](spec, tmp, Path(spec["after"]) if spec["after"] else None)
             write_json(tmp / RECORD, {"name": spec["name"], "key": spec["key"], "options": spec["options"],
-                                      "after": spec["after"], "said": said, "files": _files(tmp)}, indent=1)
+                                      "after": spec["after"], "said": said,
+                                      "seconds": round(time.perf_counter() - t0, 2), "files": _files(tmp)}, indent=1)
     except UserError as err:
         return {**out, "error": str(err), "failed_step": spec["name"]}
     except Exception as err:  # a trial's failure is recorded in the table; the sweep goes on

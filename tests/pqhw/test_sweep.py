@@ -17,11 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "digits_w2a2.yaml"
 pytestmark = pytest.mark.xdist_group("sweep")  # one Ray session for the module's tests, in one worker
 
-TINY = {  # one training (1 epoch) and one FINN front-end, shared by the trials: only the folding differs
+TINY = {  # one training (1 epoch, 64-16-10) and one FINN front-end shared by the trials: only the folding differs
     "name": "tiny",
     "base": str(CONFIG),
     "objectives": {"accuracy": "max", "luts": "min", "fps": "max"},
-    "fixed": {"training.epochs": 1, "training.float_baseline": False, "flow.board": "ulx3s-85f"},
+    "fixed": {"training.epochs": 1, "training.float_baseline": False, "flow.board": "ulx3s-85f",
+              "model.layers": [{"kind": "linear", "features": 16, "weight": "int2", "act": "uint2"},
+                               {"kind": "linear", "features": 10, "weight": "int2"}]},
     "params": {"cycles": {"path": "flow.cycles", "values": [64, 512]}},
 }
 
@@ -254,3 +256,42 @@ def test_sweep_on_a_two_node_cluster_through_address(tiny, tmp_path):
     assert seed0["metrics"]["accuracy"] == local["trials"][0]["metrics"]["accuracy"]
     nodes = {s["node"] for row in doc["trials"] for s in row["steps"] if s["name"] == "train"}
     assert len(nodes) == 2  # the two trainings ran side by side, one on each node
+
+
+@pytest.mark.slow
+def test_search_killed_with_sigkill_resumes(tmp_path):
+    """`pqhw sweep` killed (SIGKILL, its whole process group) once a trial has finished: the next run keeps
+    that trial's steps, runs the trials the kill interrupted with their parameters, and ends with all trials."""
+    import signal
+    import time
+
+    import optuna
+
+    search = {**TINY, "name": "killed", "search": "optuna", "trials": 3, "sampler": "random", "parallel": 1,
+              "objectives": {"accuracy": "max", "luts": "min"},
+              "params": {"seed": {"path": "training.seed", "values": [0, 1, 2, 3, 4, 5]}}}
+    sweep_file = write_sweep(tmp_path / "search.yaml", search)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pqhw.cli", "sweep", str(sweep_file), "--out", str(out)]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while not list((out / "trials").glob("*.json")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    first = list((out / "trials").glob("*.json"))
+    assert len(first) == 1, "the sweep ended or no trial finished before the kill"
+    kept = json.loads(first[0].read_text())
+    train_dir = out / "steps" / f"train-{kept['steps'][0]['key']}"
+    before = snapshot(train_dir)
+    r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert snapshot(train_dir) == before
+    trials = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    doc = json.loads((out / "results.json").read_text())
+    assert all("metrics" in row for row in doc["trials"]) and kept["trial"] in {row["trial"] for row in doc["trials"]}
