@@ -1,7 +1,8 @@
 """Estimate vs place and route: the four digits configs at a few foldings on the open boards.
 
 Why: hw/estimate.py's coefficients are only as good as their last fit against the RTL as it is now. This
-benchmark compiles the configs, builds real bitstreams (one place and route at a time), compares them with
+benchmark trains and compiles the configs, verifies and places and routes every folding on every board as one
+`pqhw sweep` (pqhw.sweep: Ray tasks, each step cached by content in WORK/sweep/steps), compares them with
 the estimate, and refits the coefficients by non-negative least squares so that a changed RTL can be
 recalibrated by running it again (`python -m bench.estimate_calibration --work DIR` prints the new table).
 """
@@ -11,7 +12,6 @@ import argparse
 import hashlib
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,23 +21,6 @@ CONFIGS = ["digits_w1a1", "digits_tern_a2", "digits_w2a2", "digits_w4a4"]
 BOARDS = ["ulx3s-85f", "icebreaker", "tangnano9k"]
 # Folding name -> cycles per frame (None: the compile default, PE = SIMD = 1). "default" is the target set.
 FOLDINGS = {"default": None, "c1000": 1000, "c512": 512, "c64": 64}
-
-
-def prepare_run(work: Path, config: str) -> Path:
-    """Train, export and compile one config at its default folding, unless already done in `work`."""
-    from hw.compile import compile_model
-    from quant.config import load_config
-    from quant.export import export_run
-    from quant.train import train_run
-
-    run = work / "runs" / config
-    if not (run / "hw" / "graph.json").is_file():
-        cfg = load_config(ROOT / "configs" / f"{config}.yaml")
-        cfg.training.float_baseline = False
-        train_run(cfg, run, show_progress=False)
-        export_run(run)
-        compile_model(run / "model.qonnx.onnx", run / "hw")
-    return run
 
 
 def fold_variant(hw_dir: Path, cycles: int | None, out: Path) -> Path:
@@ -106,37 +89,59 @@ def design_features(graph, family: str) -> dict:
     return total
 
 
-def collect(work: Path, configs=CONFIGS, boards=BOARDS, foldings=FOLDINGS, echo=print) -> list[dict]:
-    """One row per (config, folding, board): estimate, place-and-route numbers, features, errors."""
+def calibration_sweep(configs=CONFIGS, boards=BOARDS, foldings=FOLDINGS) -> dict:
+    """The sweep file: every config x folding x board, trained as the config says, folded without regard to
+    the board (the compile default, or the cheapest folding within the cycles), verified in RTL simulation on
+    the test split and placed and routed (seed 1, the board clock)."""
+    return {
+        "name": "estimate_calibration", "search": "grid", "objectives": {"luts": "min", "pnr_luts": "min"},
+        "fixed": {"training.float_baseline": False, "flow.fit_board": False, "flow.bitstream": True,
+                  "flow.vectors": 0},
+        "params": {"config": {"choices": {c: {"config": str(ROOT / "configs" / f"{c}.yaml")} for c in configs}},
+                   "folding": {"choices": {name: {"flow.cycles": cycles} for name, cycles in foldings.items()}},
+                   "board": {"path": "flow.board", "values": list(boards)}},
+    }
+
+
+def collect(work: Path, configs=CONFIGS, boards=BOARDS, foldings=FOLDINGS, echo=print, address=None) -> list[dict]:
+    """One row per (config, folding, board): estimate, place-and-route numbers, features, errors. Runs as a
+    `pqhw sweep` in work/sweep (Ray; finished trainings, compiles and place-and-route runs are reused)."""
+    import yaml
+
     from boards.registry import get_board
     from hw.estimate import estimate_graph
     from hw.folding import expected_cycles_per_frame
     from hw.ir import Graph
+    from pqhw.sweep import run_sweep
 
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    sweep_file = work / "estimate_calibration_sweep.yaml"
+    sweep_file.write_text(yaml.safe_dump(calibration_sweep(configs, boards, foldings), sort_keys=False))
+    doc = run_sweep(sweep_file, work / "sweep", address=address, show_progress=False)
     rows = []
-    for config in configs:
-        run = prepare_run(work, config)
-        for fold_name, cycles in foldings.items():
-            hw_dir = fold_variant(run / "hw", cycles, run / f"hw_{fold_name}")
-            graph = Graph.load(hw_dir / "graph.json")
-            for board_name in boards:
-                family = get_board(board_name).family
-                t0 = time.perf_counter()
-                actual = place_and_route(hw_dir, board_name)
-                doc = estimate_graph(graph, family, board_name)
-                est = doc["total"]
-                row = {"config": config, "folding": fold_name, "cycles_per_frame": expected_cycles_per_frame(graph),
-                       "board": board_name, "family": family, "estimate": est, "wrapper": doc["wrapper"],
-                       "features": design_features(graph, family)}
-                if "error" in actual:
-                    row["error"] = actual["error"]
-                else:
-                    row["actual"] = {k: actual[k] for k in ("luts", "ffs", "brams", "dsps")}
-                    row["fmax_mhz"] = actual.get("fmax_mhz")
-                    row["error_pct"] = {k: _err(est[k], actual[k]) for k in ("luts", "ffs", "brams")}
-                rows.append(row)
-                echo(f"{config:15s} {fold_name:8s} {board_name:11s} est {est['luts']:6d} LUTs "
-                     f"act {row.get('actual', {}).get('luts', '-')!s:>6} ({time.perf_counter() - t0:.0f} s)")
+    for trial in doc["trials"]:
+        config, fold_name, board_name = (trial["labels"][k] for k in ("config", "folding", "board"))
+        fold = next((s for s in trial["steps"] if s["name"] == "fold"), None)
+        if fold is None or not (work / "sweep" / "steps" / f"fold-{fold['key']}" / "graph.json").is_file():
+            raise RuntimeError(f"{config} {fold_name}: no folded graph ({trial.get('error')})")
+        graph = Graph.load(work / "sweep" / "steps" / f"fold-{fold['key']}" / "graph.json")
+        family = get_board(board_name).family
+        est_doc = estimate_graph(graph, family, board_name)
+        est = est_doc["total"]
+        row = {"config": config, "folding": fold_name, "cycles_per_frame": expected_cycles_per_frame(graph),
+               "board": board_name, "family": family, "estimate": est, "wrapper": est_doc["wrapper"],
+               "features": design_features(graph, family)}
+        m = trial.get("metrics")
+        if m is None:  # does not fit, or the tools failed: recorded, not fatal
+            row["error"] = trial["error"].splitlines()[0]
+        else:
+            row["actual"] = {k: m[f"pnr_{k}"] for k in ("luts", "ffs", "brams", "dsps")}
+            row["fmax_mhz"] = m.get("fmax_mhz")
+            row["error_pct"] = {k: _err(est[k], row["actual"][k]) for k in ("luts", "ffs", "brams")}
+        rows.append(row)
+        echo(f"{config:15s} {fold_name:8s} {board_name:11s} est {est['luts']:6d} LUTs "
+             f"act {row.get('actual', {}).get('luts', '-')!s:>6} ({trial['seconds']:.0f} s)")
     return rows
 
 
@@ -227,8 +232,10 @@ def main(argv=None) -> int:
     parser.add_argument("--boards", nargs="*", default=BOARDS)
     parser.add_argument("--configs", nargs="*", default=CONFIGS)
     parser.add_argument("--foldings", nargs="*", default=list(FOLDINGS), help=f"subset of {list(FOLDINGS)}")
+    parser.add_argument("--address", default=None, help="Ray cluster (host:port); default: an embedded local Ray")
     args = parser.parse_args(argv)
-    rows = collect(args.work, args.configs, args.boards, {k: FOLDINGS[k] for k in args.foldings})
+    rows = collect(args.work, args.configs, args.boards, {k: FOLDINGS[k] for k in args.foldings},
+                   address=args.address)
     (args.work / "estimate_calibration.json").write_text(json.dumps(rows, indent=1) + "\n")
     print(table(rows))
     for family in sorted({r["family"] for r in rows}):

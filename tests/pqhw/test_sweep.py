@@ -295,3 +295,19 @@ def test_search_killed_with_sigkill_resumes(tmp_path):
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
     doc = json.loads((out / "results.json").read_text())
     assert all("metrics" in row for row in doc["trials"]) and kept["trial"] in {row["trial"] for row in doc["trials"]}
+
+
+def test_estimate_calibration_is_one_grid_of_every_config_folding_and_board(tmp_path):
+    """bench.estimate_calibration runs its rows as one sweep: every (config, folding, board), folded without
+    regard to the board at the folding's cycles, verified and placed and routed."""
+    from bench.estimate_calibration import BOARDS, CONFIGS, FOLDINGS, calibration_sweep
+    from pqhw.sweep_spec import load_sweep
+
+    trials = load_sweep(write_sweep(tmp_path / "cal.yaml", calibration_sweep())).check()
+    combos = [(t.labels["config"], t.labels["folding"], t.labels["board"]) for t in trials]
+    assert combos == [(c, f, b) for c in CONFIGS for f in FOLDINGS for b in BOARDS]
+    for t in trials:
+        assert Path(t.config_file).name == f"{t.labels['config']}.yaml"
+        assert t.flow.cycles == FOLDINGS[t.labels["folding"]] and t.flow.board == t.labels["board"]
+        assert t.flow.bitstream and t.flow.verify and not t.flow.fit_board
+        assert t.config["training"]["float_baseline"] is False
