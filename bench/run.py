@@ -28,6 +28,7 @@ BENCHMARKS = {
     "finn_zoo": "bench.finn_zoo:run",
     "alq": "bench.alq_table:run",
     "admm": "bench.admm_table:run",
+    "sparsity_luts": "bench.sparsity_luts:run",
     "rtllib_blocks": "bench.rtllib_compare:run",
     "synth_time": "bench.synth_time:run",
     "conv_nets": "bench.conv_nets:run",
