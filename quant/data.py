@@ -9,8 +9,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import math
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,15 +65,21 @@ def _split(x, y, test_fraction, seed):
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        raw = f.read()
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError, zlib.error) as err:  # a damaged .gz: BadGzipFile, a cut-off stream, bad data
+        raise UserError(f"{path}: cannot be read ({_one_line(err)}); expected an MNIST IDX file, "
+                        "optionally gzipped") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise UserError(f"{path}: not an IDX file of unsigned bytes (MNIST format)")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise UserError(f"{path}: IDX header of {ndim} dimensions is cut off ({len(raw)} bytes)")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise UserError(f"{path}: IDX header says {dims} but holds {data.size} bytes")
+    if data.size != math.prod(dims):
+        raise UserError(f"{path}: IDX header says {list(dims)} but holds {data.size} bytes")
     return data.reshape(dims)
 
 
@@ -86,8 +94,15 @@ def _find(data_dir: Path, names: list[str]) -> Path:
 def load_mnist(data_dir: Path):
     parts = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        x = _read_idx(_find(data_dir, [f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte"]))
-        y = _read_idx(_find(data_dir, [f"{prefix}-labels-idx1-ubyte", f"{prefix}-labels.idx1-ubyte"]))
+        x_path = _find(data_dir, [f"{prefix}-images-idx3-ubyte", f"{prefix}-images.idx3-ubyte"])
+        y_path = _find(data_dir, [f"{prefix}-labels-idx1-ubyte", f"{prefix}-labels.idx1-ubyte"])
+        x, y = _read_idx(x_path), _read_idx(y_path)
+        if x.shape[1:] not in ((28, 28), (784,)):
+            raise UserError(f"{x_path}: images of shape {list(x.shape)}; MNIST images are [N, 28, 28] "
+                            "(or [N, 784])")
+        if y.ndim != 1 or len(y) != len(x) or (y.size and y.max() > 9):
+            raise UserError(f"{y_path}: labels of shape {list(y.shape)} (largest {y.max() if y.size else '-'}); "
+                            f"expected {len(x)} labels 0..9, one per image of {x_path.name}")
         parts[split] = (x.reshape(len(x), -1), y.astype(np.int64))
     return parts, (1, 28, 28)
 

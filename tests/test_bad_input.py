@@ -147,6 +147,37 @@ def cifar(kind: str):
     return setup
 
 
+def _idx(arr: np.ndarray) -> bytes:
+    return bytes([0, 0, 8, arr.ndim]) + b"".join(n.to_bytes(4, "big") for n in arr.shape) + arr.tobytes()
+
+
+def mnist(kind: str):
+    """{tmp}/mnist with the four MNIST IDX files (4 training and 2 test images), one damaged, and {tmp}/c.yaml."""
+    def setup(tmp: Path, run: Path):
+        import gzip
+
+        d = tmp / "mnist"
+        d.mkdir()
+        files = {"train-images-idx3-ubyte": _idx(np.zeros((4, 28, 28), np.uint8)),
+                 "train-labels-idx1-ubyte": _idx(np.arange(4, dtype=np.uint8)),
+                 "t10k-images-idx3-ubyte": _idx(np.zeros((2, 28, 28), np.uint8)),
+                 "t10k-labels-idx1-ubyte": _idx(np.arange(2, dtype=np.uint8))}
+        if kind == "header_cut":
+            files["train-images-idx3-ubyte"] = bytes([0, 0, 8, 3, 0, 0])
+        elif kind == "labels_mismatch":
+            files["t10k-labels-idx1-ubyte"] = _idx(np.arange(3, dtype=np.uint8))
+        elif kind == "images_wrong_shape":
+            files["train-images-idx3-ubyte"] = _idx(np.zeros((4, 32, 32), np.uint8))
+        for name, raw in files.items():
+            if kind == "gz_garbage" and name.startswith("t10k-images"):
+                (d / (name + ".gz")).write_bytes(gzip.compress(raw)[:30])  # a download cut short
+            else:
+                (d / name).write_bytes(raw)
+        cfg = {**json.loads(json.dumps(TINY)), "dataset": {"name": "mnist", "input_bits": 1, "data_dir": str(d)}}
+        (tmp / "c.yaml").write_text(yaml.safe_dump(cfg))
+    return setup
+
+
 def onnx_non_finite(tmp: Path, run: Path):
     import onnx
     from onnx import numpy_helper
@@ -237,6 +268,10 @@ CASES = [
     ("train", "cifar_hostile_pickle", ["train", "{tmp}/c.yaml", "--out", OUT], cifar("hostile")),
     ("train", "cifar_truncated_batch", ["train", "{tmp}/c.yaml", "--out", OUT], cifar("truncated")),
     ("train", "cifar_wrong_shape", ["train", "{tmp}/c.yaml", "--out", OUT], cifar("wrong_shape")),
+    ("train", "mnist_gz_cut_short", ["train", "{tmp}/c.yaml", "--out", OUT], mnist("gz_garbage")),
+    ("train", "mnist_header_cut", ["train", "{tmp}/c.yaml", "--out", OUT], mnist("header_cut")),
+    ("train", "mnist_labels_mismatch", ["train", "{tmp}/c.yaml", "--out", OUT], mnist("labels_mismatch")),
+    ("train", "mnist_images_wrong_shape", ["train", "{tmp}/c.yaml", "--out", OUT], mnist("images_wrong_shape")),
     ("train", "resume_damaged_checkpoint", ["train", CFG, "--out", "{run}", "--resume"],
      write("run/checkpoint.pt", b"PK\x03\x04garbage")),
     # export
