@@ -8,8 +8,9 @@ the MVAU after it takes one window as one input vector (MW = k_h k_w C, num_vect
 depthwise flag (set when the windows feed a Pool) does not change that order in python execution, nor here.
 Padding is a separate `pad` layer (InferConvInpGen puts an FMPadding in front). Dilation 1 only.
 
-Block: pqhw_swg (hw/rtl): line buffers of `rows` input rows (k_h + stride_h: the writer never waits for the
-reader), block RAM or distributed RAM as synthesis decides; testbench sim/tb_swg.
+Block: pqhw_swg (hw/rtl): line buffers of `rows` input rows (see `rows`: the writer waits for the reader
+neither inside a frame nor across a frame boundary), block RAM or distributed RAM as synthesis decides;
+testbench sim/tb_swg.
 """
 from __future__ import annotations
 
@@ -101,8 +102,12 @@ class SWG(ImageStream, LayerKind):
 
     @property
     def rows(self) -> int:
-        """Input rows the line buffer holds."""
-        return self.k_h + self.stride_h
+        """Input rows the line buffer holds: the current window row and the next (k_h + stride_h: the writer
+        never waits for the reader inside a frame), and at the last window row of a frame the rows left to
+        the frame's end plus the next frame's first window row (ifm_h - (ofm_h - 1) stride_h + k_h), so a
+        producer that ran ahead has the next frame's first window in place when this frame's last one
+        leaves: without them the reader waited for k_h rows at every frame boundary (digits CNN +7.2 %)."""
+        return max(self.k_h + self.stride_h, self.ifm_h - (self.ofm_h - 1) * self.stride_h + self.k_h)
 
     def reference(self, x: np.ndarray) -> np.ndarray:
         return im2col(x, self.ifm_h, self.ifm_w, self.channels, self.k_h, self.k_w, self.stride_h, self.stride_w)

@@ -164,7 +164,7 @@ def test_line_buffer_is_priced_as_memory():
     small = _layer("k3_simd_lt_ch")
     big = SWG(name="b", ifm_h=32, ifm_w=32, channels=64, k_h=3, k_w=3, simd=1, input_dtype="UINT2",
               output_dtype="UINT2")
-    for layer, brams in ((small, 0), (big, 1)):  # 4 rows x 32 x 64 x 2 bits = one DP16KD
+    for layer, brams in ((small, 0), (big, 2)):  # 6 rows x 32 x 64 x 2 bits: two DP16KD (8,192 x 2)
         rtl = layer.rtl(dtype_fmt(layer.input_dtype), "s")
         bf = block_features(rtl.module, rtl.params, "ecp5")
         buf = next(m for m in bf["memories"] if m["role"] == "line_buffer")
@@ -188,8 +188,8 @@ def synth_vs_estimate(layer, tmp_path) -> tuple[dict, dict]:
 
 @pytest.mark.bitstream
 @pytest.mark.parametrize("shape,brams", [
-    ((28, 28, 1, 1, 5, 8, "UINT8"), 0),     # LeNet-5 conv1: 6 rows x 28 x 8 bits, distributed RAM
-    ((30, 30, 64, 1, 3, 1, "BINARY"), 1),   # CNV conv2: 4 rows x 30 x 64 beats of 1 bit, one DP16KD
+    ((28, 28, 1, 1, 5, 8, "UINT8"), 0),     # LeNet-5 conv1: 10 rows x 28 x 8 bits, distributed RAM
+    ((30, 30, 64, 1, 3, 1, "BINARY"), 1),   # CNV conv2: 6 rows x 30 x 64 beats of 1 bit, one DP16KD
 ])
 def test_ecp5_synthesis_places_the_line_buffer_as_estimated(shape, brams, tmp_path):
     """Measured (Yosys 0.70): LeNet conv1 391 LUTs, 101 FFs, 24 DPR16X4; CNV conv2 338 LUTs, 119 FFs, 1 DP16KD."""
