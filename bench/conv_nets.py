@@ -17,13 +17,12 @@ import argparse
 import json
 from pathlib import Path
 
-from bench.finn_zoo import export_net, pqhw
+from bench.finn_zoo import CNVS, export_net, pqhw
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARD = "ulx3s-85f"
 FLOWS = {"digits CNN (PTQ, ternary)": "digits_ptq_cnn", "LeNet-5 w2a2 (mnist5k)": "mnist5k_lenet5_w2a2"}
 FLOW_VECTORS = 100
-CNVS = ["cnv_1w1a", "cnv_1w2a", "cnv_2w2a"]
 CNV_FPS = 3000.0
 CNV_CLOCK_MHZ = 100.0
 CNV_VECTORS = 4
