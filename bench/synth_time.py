@@ -3,8 +3,9 @@
 Random-weight networks (digits 64-64-64-10 and FINN's TFC 784-64-64-64-10, xnor / 2-bit) from folded to
 fully unrolled go through the open ECP5 flow as `pqhw bitstream --board ulx3s-85f` runs it (UART board
 top, yosys synth_ecp5, nextpnr-ecp5, ecppack), one run at a time; each row holds hw.estimate's LUTs,
-the placed LUTs, Fmax and the seconds of synthesis and of place and route. The largest designs are run a
-second time with `synth_ecp5 -noabc9` (ABC instead of ABC9) to measure what the faster option costs.
+the placed LUTs, Fmax and the seconds of synthesis and of place and route. Some designs are run a second
+time with other synth_ecp5 options (FAST_RERUN: -noabc9, ABC instead of ABC9; -nowidelut) to measure what
+they save and cost.
 `fit` turns the rows into the power law hw.synth_time uses.
 
     python -m bench.synth_time [--only NAME ...]          # or: make bench ONLY=synth_time
@@ -32,13 +33,11 @@ def designs() -> dict:
         "tfc_w1a1_f256": ("xnor", TFC, [(4, 49), (4, 16), (4, 16), (1, 8)], "BINARY", "BINARY", "BINARY"),
         "digits_w1a1_unrolled": ("xnor", DIGITS, [(64, 64), (64, 64), (10, 64)], "BINARY", "BINARY", "BINARY"),
         "tfc_w1a1_f64": ("xnor", TFC, [(16, 49), (8, 32), (8, 32), (2, 32)], "BINARY", "BINARY", "BINARY"),
-        "tfc_w2a2_f64": ("int", TFC, [(16, 49), (8, 32), (8, 32), (2, 32)], "UINT2", "INT2", "UINT2"),
     }
 
 
-# designs measured again with the faster synthesis option
-FAST_OPTION = "-noabc9"
-FAST_RERUN = ("digits_w1a1_unrolled", "tfc_w1a1_f64", "tfc_w2a2_f64")
+# designs measured again with other synth_ecp5 options: ABC instead of ABC9 (faster), no wide LUTs
+FAST_RERUN = (("digits_w1a1_unrolled", "-noabc9"), ("tfc_w1a1_f64", "-noabc9"), ("tfc_w1a1_f256", "-nowidelut"))
 
 
 def build(name: str, work: Path, synth_options: str = "") -> dict:
@@ -78,11 +77,14 @@ def fit(rows: list[dict]) -> dict:
     return {"a": round(a, 3), "b": round(b, 3), "points": len(pts)}
 
 
-def run(work: Path, only: list[str] | None = None) -> dict:
+def run(work: Path, only: list[str] | None = None, options: str | None = None) -> dict:
+    """Every design with the default synthesis, then the FAST_RERUN ones with FAST_OPTION; with `options`,
+    only the `only` designs with those options."""
     work = Path(work)
     rows = []
     names = [n for n in designs() if not only or n in only]
-    jobs = [(n, "") for n in names] + [(n, FAST_OPTION) for n in FAST_RERUN if n in names]
+    jobs = [(n, options) for n in names] if options is not None else \
+        [(n, "") for n in names] + [(n, opt) for n, opt in FAST_RERUN if n in names]
     for name, opt in jobs:
         print(f"-- {name} {opt}", flush=True)
         try:
@@ -99,8 +101,9 @@ def main(argv=None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "synth_time")
     parser.add_argument("--only", nargs="*", default=None, help=f"subset of {list(designs())}")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--options", default=None, help="only these synth_ecp5 options (e.g. -noabc9)")
     args = parser.parse_args(argv)
-    res = run(args.work, args.only)
+    res = run(args.work, args.only, args.options)
     print(json.dumps(res["fit"]))
     if args.out:
         args.out.write_text(json.dumps(res, indent=1) + "\n")

@@ -20,6 +20,7 @@ from common.errors import UserError
 from hw.finn_flow import finn_environment, load_model, run_flow
 from hw.finn_import import hw_inputs
 from hw.estimate import estimate_graph
+from hw.synth_time import synthesis_estimate
 from hw.folding import (apply_folding_file, apply_to_finn, expected_cycles_per_frame, fold_for_board, fold_for_fps,
                         layer_cycles)
 from hw.from_finn import graph_from_finn
@@ -229,6 +230,8 @@ def compile_model(model_path: Path, out_dir: Path, target_fps: float | None = No
         graph.save(staging / "graph.json")
         report = compile_report(graph, clock_mhz, finn_cycles, finn_luts)
         report.update(board=board, weight_memory=weight_memory, **_write_estimate(graph, board, staging, report))
+        if board is not None:  # a folding whose synthesis will take long is said before anything runs it
+            report.update(synthesis_estimate(report["estimate_family"], report["estimate_total"]))
         if target_fps is not None:
             report.update(target_fps=target_fps, target_fps_reached=bool(
                 clock_mhz * 1e6 / report["expected_cycles_per_frame"] >= target_fps))
@@ -287,3 +290,5 @@ def cli(model, out_dir, target_fps, clock_mhz, folding_file, board, weight_memor
                       bits, f"{l.get('bops', 0):,}" if "bops" in l else "-", str(l["expected_cycles"]),
                       str(l["finn_exp_cycles"]), str(l["finn_est_luts"]), str(l.get("est_luts", "-")))
     console.print(table)
+    if report.get("synthesis_warning"):
+        click.echo(report["synthesis_warning"], err=True)

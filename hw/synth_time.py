@@ -13,8 +13,11 @@ import math
 
 # seconds = a * (estimated LUTs / 1000) ** b, yosys synth_ecp5 + nextpnr-ecp5 on this machine kind (one core
 # of a shared 2-core machine); see bench/results.json "synth_time" for the measured rows.
+# The iCE40UP5K (5,280 cells) and GW1NR-9 (8,640 LUTs) hold no design that takes long: only ECP5 is fitted.
+# ECP5: four designs of 2.1-5.0 k estimated LUTs (68-482 s, bench/results.json "synth_time"); the same law
+# puts the unrolled digits net (14.2 k) at 70 minutes, where Yosys alone had run 16 minutes when it was stopped.
 FITS = {
-    "ecp5": {"a": 20.0, "b": 1.3, "points": 0, "source": "not fitted yet"},
+    "ecp5": {"a": 15.97, "b": 2.104, "points": 4, "source": "python -m bench.synth_time, ulx3s-85f, seed 1"},
 }
 WARN_MINUTES = 10.0
 
@@ -43,15 +46,23 @@ def estimate_seconds(luts: float, family: str) -> float | None:
     return fit["a"] * (luts / 1000.0) ** fit["b"]
 
 
-def long_synthesis_warning(estimate: dict | None, warn_minutes: float = WARN_MINUTES) -> str | None:
-    """One line when the design in an estimate.json document (hw.estimate.estimate_graph) will take long to
-    synthesise and place; None when it will not, or when nothing can be said (no estimate, no fit)."""
-    if not estimate or not estimate.get("total"):
+def long_synthesis_warning(family: str, total: dict | None, warn_minutes: float | None = None) -> str | None:
+    """One line when a design of these estimated resources (estimate.json's "total") will take longer than
+    warn_minutes (default WARN_MINUTES) to synthesise and place; None when it will not, or when nothing can be
+    said (no estimate, no fit)."""
+    if not total:
         return None
-    luts = estimate["total"].get("luts", 0)
-    secs = estimate_seconds(luts, estimate.get("family", ""))
-    if secs is None or secs < 60.0 * warn_minutes:
+    luts = int(total.get("luts", 0))
+    secs = estimate_seconds(luts, family)
+    if secs is None or secs < 60.0 * (WARN_MINUTES if warn_minutes is None else warn_minutes):
         return None
     return (f"warning: synthesis and place and route of this folding ({luts:,} estimated LUTs) are estimated at "
-            f"about {secs / 60.0:.0f} minutes on {estimate['family'].upper()}; a folder folding (lower "
-            f"--target-fps, or smaller PE/SIMD in --folding) builds much faster")
+            f"about {secs / 60.0:.0f} minutes on {family.upper()}; a folder folding (lower --target-fps, or "
+            f"smaller PE/SIMD in --folding) builds much faster")
+
+
+def synthesis_estimate(family: str | None, total: dict | None) -> dict:
+    """compile.json's synthesis entries: estimated minutes (None without a fit) and the warning, if any."""
+    secs = estimate_seconds(int(total.get("luts", 0)), family) if total and family else None
+    return {"synthesis_minutes_estimate": None if secs is None else round(secs / 60.0, 1),
+            "synthesis_warning": long_synthesis_warning(family, total) if family else None}

@@ -78,8 +78,9 @@ def build_steps(config: Path, out: Path, board: str, target_fps: float | None, c
                           target_required=target_fps is not None)
         fastest = "" if c["target_fps_reached"] else (
             f" (the fastest folding that fits {board}; {DEFAULT_TARGET_FPS:,} frames/s does not)")
+        warn = f"\n{c['synthesis_warning']}" if c.get("synthesis_warning") else ""  # said before the bitstream step
         return (f"{len(c['layers'])} layers, reference == FINN on {c['reference_vs_finn_vectors']} vectors, "
-                f"{c['expected_cycles_per_frame']} cycles/frame{fastest}")
+                f"{c['expected_cycles_per_frame']} cycles/frame{fastest}{warn}")
 
     def verify_():
         v = verify(hw, vectors=vectors, sim=sim, seed=seed)
