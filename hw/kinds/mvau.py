@@ -4,8 +4,14 @@ acc = sum_k W[r, k] * x[n, k] (modes "ternary", "int") or acc = sum_k (W[r, k] =
 popcount of XNOR on {0,1} codes of bipolar values). act is MultiThreshold when thresholds are present:
 y = #{i : acc >= T[r, i]} + threshold_bias, else the identity (y = acc in acc_dtype). The input vector
 arrives MW/SIMD beats of SIMD elements; the output leaves MH/PE beats of PE elements, row r = nf * PE + p in
-beat nf, lane p. Blocks: pqhw_mvau, and pqhw_xnor_unrolled for a fully unrolled xnor layer with constant
-weights (hw/rtl); testbench sim/tb_mvau.
+beat nf, lane p. Blocks: pqhw_mvau; pqhw_xnor_unrolled for a fully unrolled xnor layer with constant weights;
+pqhw_sparse_unrolled for a fully unrolled ternary or integer layer with constant weights, which builds a
+term per nonzero signed digit of each weight and nothing for a zero weight (hw/rtl); testbench sim/tb_mvau.
+
+Integer layers whose weights are all 0 or +-2^k can run pqhw_mvau's shift arithmetic (MODE 3: a product is
+the input shifted by k, not W_BITS partial products): `arith` "auto" picks it when its adder-tree leaves are
+fewer bits than the integer mode's, "shift" forces it (refused for other weights), "int" keeps the integer
+mode. The integers and the reference are the same either way.
 
 Accumulators are sized from the exact reachable range of each layer (weights and input range), never from
 the declared acc_dtype: FINN can report too narrow an accumulator for xnor layers.
@@ -27,7 +33,7 @@ from hw.layer_rtl import (STYLE_CONST, STYLE_ROM, Fmt, LayerRTL, activation_para
                           dtype_fmt, fmt_for_range, memh, pack)
 from hw.resources import Memory, literal_int
 
-MODES = {"xnor": 0, "ternary": 1, "int": 2}
+MODES = {"xnor": 0, "ternary": 1, "int": 2, "shift": 3}
 # "auto" bakes weights into logic when the layer is fully unrolled or its weights are this small.
 AUTO_CONST_MAX_BITS = 4096
 MAX_BITS = 8  # the RTL's MVAU modes: binary, ternary, and integers of 2..8 bits
@@ -68,11 +74,13 @@ class MVAU(LayerKind):
     thresholds: list[list[int]] | None = None
     threshold_bias: int = 0
     weight_memory: Literal["auto", "const", "rom", "codebook"] = "auto"
+    arith: Literal["auto", "int", "shift"] = "auto"
 
     finn_ops: ClassVar[tuple[str, ...]] = ("MVAU",)
     rtl_modules: ClassVar[dict[str, list[str]]] = {
         "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
         "pqhw_xnor_unrolled": ["pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
+        "pqhw_sparse_unrolled": ["pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
     }
     testbench: ClassVar[str] = "tb_mvau"
     computes: ClassVar[bool] = True
@@ -179,23 +187,30 @@ class MVAU(LayerKind):
         acc = Fmt(max(1, self.mw.bit_length()), False) if self.mode == "xnor" else fmt_for_range(lo, hi)
         style = weight_style(self, wf.bits)
         pe, simd, sf, nf = self.pe, self.simd, self.mw // self.simd, self.mh // self.pe
-        w = self.weight_array()
         coded = self.weight_memory == "codebook"
+        if unrolled_sparse(self, style):
+            return sparse_unrolled_rtl(self, in_fmt, lo, hi, acc)
+        shift = use_shift(self, in_fmt, wf)
+        w = shift_codes(self.weight_array()) if shift else self.weight_array()
+        if shift:
+            wf = Fmt(shift_bits(self.weight_array()) + 2, False)
         if coded:
             wwords, wwidth = codebook_words(w, pe, simd)
         else:
             wwidth = pe * simd * wf.bits
             wwords = [pack(w[n * pe:(n + 1) * pe, s * simd:(s + 1) * simd], wf.bits)
                       for n in range(nf) for s in range(sf)]
-        product_bits = {"xnor": 2, "ternary": in_fmt.bits + 1, "int": in_fmt.bits + wf.bits + 1}[self.mode]
+        mode = "shift" if shift else self.mode
         act, twords, twidth, out = activation_params(self.name, self.threshold_array(), self.threshold_bias,
                                                    self.output_dtype, lo, hi, pe, acc)
         params = {
-            "MODE": MODES[self.mode], "MW": self.mw, "MH": self.mh, "SIMD": simd, "PE": pe,
+            "MODE": MODES[mode], "MW": self.mw, "MH": self.mh, "SIMD": simd, "PE": pe,
             "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed), "W_BITS": wf.bits, "W_SIGNED": int(wf.signed),
+            **({"SH_MAX": max_shift(self.weight_array())} if shift else {}),
             "ACC_BITS": acc.bits, "ACC_SIGNED": int(acc.signed), "MEM_STYLE": style, "W_CODEBOOK": int(coded),
-            "FANIN": tree_fanin(product_bits), **act,
+            "FANIN": 0, **act,
         }
+        params["FANIN"] = tree_fanin(product_bits(params))
         files = {}
         if style == STYLE_CONST:
             params["W_INIT"] = const_literal(wwords, wwidth)
@@ -218,6 +233,9 @@ class MVAU(LayerKind):
         if module == "pqhw_xnor_unrolled":
             f, mems = xnor_unrolled_features(p)
             return f, mems, 0
+        if module == "pqhw_sparse_unrolled":
+            f, mems = sparse_unrolled_features(p)
+            return f, mems, 0
         return mvau_features(p, family == "ecp5")
 
     def weight_memories(self) -> tuple[str, ...]:
@@ -232,13 +250,17 @@ class MVAU(LayerKind):
         return {"weight_memory": self.weight_memory}
 
     def summary(self, p: dict) -> str:
+        if "NTERM" in p:
+            return (f"layer {self.name}, {p['MH']}x{p['MW']}, PE={p['MH']} SIMD={p['MW']}, weights const, "
+                    f"{p['NTERM']} terms for {int(np.count_nonzero(self.weight_array()))} nonzero weights")
         if "MEM_STYLE" not in p:
             return f"layer {self.name}, {p['MH']}x{p['MW']}, PE={p['MH']} SIMD={p['MW']}, weights const"
         style = "const" if p["MEM_STYLE"] == 0 else "codebook rom" if p.get("W_CODEBOOK") else "rom"
-        return f"layer {self.name}, {p['MH']}x{p['MW']}, PE={p['PE']} SIMD={p['SIMD']}, weights {style}"
+        arith = ", shift arithmetic" if p["MODE"] == MODES["shift"] else ""
+        return f"layer {self.name}, {p['MH']}x{p['MW']}, PE={p['PE']} SIMD={p['SIMD']}, weights {style}{arith}"
 
     def report_row(self) -> dict:
-        return {"mode": self.mode, "mh": self.mh, "mw": self.mw, "simd": self.simd,
+        return {"mode": self.mode, "arith": self.arith, "mh": self.mh, "mw": self.mw, "simd": self.simd,
                 "weight_dtype": self.weight_dtype, "acc_dtype": self.acc_dtype, **self.costs()}
 
 
@@ -303,6 +325,145 @@ def codebook_words(w: np.ndarray, pe: int, simd: int) -> tuple[list[int], int]:
     return words, pe * cg * codebook.CODE_BITS
 
 
+def product_bits(p: dict) -> int:
+    """Bits of one product's signed tree leaf in pqhw_mvau (what tree_fanin sizes the stages by)."""
+    if p["MODE"] == MODES["xnor"]:
+        return 2
+    if p["MODE"] == MODES["ternary"]:
+        return p["IN_BITS"] + 1
+    if p["MODE"] == MODES["shift"]:
+        return p["IN_BITS"] + 1 + p["SH_MAX"]
+    return p["IN_BITS"] + p["W_BITS"] + 1
+
+
+# Power-of-two weights: shift arithmetic ----------------------------------------------------------------------
+def is_pow2(w: np.ndarray) -> bool:
+    """Every weight is 0 or +-2^k (k >= 0)."""
+    a = np.abs(np.asarray(w, dtype=np.int64))
+    return bool(np.all((a & (a - 1)) == 0))
+
+
+def max_shift(w: np.ndarray) -> int:
+    """Largest k of a weight +-2^k (0 when all weights are 0 or +-1)."""
+    a = np.abs(np.asarray(w, dtype=np.int64))
+    return int(a.max()).bit_length() - 1 if a.size and a.max() > 0 else 0
+
+
+def shift_bits(w: np.ndarray) -> int:
+    """Bits of a shift amount in pqhw_mvau's shift codes (at least one)."""
+    return max(1, max_shift(w).bit_length())
+
+
+def shift_codes(w: np.ndarray) -> np.ndarray:
+    """pqhw_mvau MODE 3 weight codes {negative, nonzero, k}: k in the low shift_bits bits."""
+    w = np.asarray(w, dtype=np.int64)
+    sb = shift_bits(w)
+    a = np.abs(w)
+    k = np.where(a > 0, np.log2(np.maximum(a, 1)).astype(np.int64), 0)
+    return k | ((a > 0).astype(np.int64) << sb) | ((w < 0).astype(np.int64) << (sb + 1))
+
+
+def _shift_lane_cost(in_bits: int, sh_max: int) -> float:
+    """Leaf bits of one shift-mode product (the shifted term and its correction bit) plus the shifter's
+    multiplexers (one 2:1 level per shift bit)."""
+    pw = in_bits + 1 + sh_max
+    return float(pw + 1 + (pw * max(1, sh_max.bit_length()) if sh_max else 0))
+
+
+def use_shift(layer: "MVAU", in_fmt: Fmt, wf: Fmt) -> bool:
+    """Whether pqhw_mvau runs this layer in shift arithmetic (see the module docstring)."""
+    if layer.mode == "xnor" and layer.arith == "shift":
+        raise UserError(f"layer {layer.name}: arith 'shift' needs integer weights; this layer is xnor "
+                        "(accepted for it: auto, int)")
+    if layer.mode != "int" or layer.arith == "int":
+        return False  # a ternary layer's add/subtract/skip is the shift arithmetic with k = 0 already
+    w = layer.weight_array()
+    if not is_pow2(w):
+        if layer.arith == "shift":
+            bad = int(w.ravel()[np.flatnonzero(np.abs(w.ravel()) & (np.abs(w.ravel()) - 1))[0]])
+            raise UserError(f"layer {layer.name}: arith 'shift' needs every weight 0 or +-2^k; weight {bad} is "
+                            "not (accepted: auto or int for this layer)")
+        return False
+    if layer.arith == "shift":
+        return True
+    p = {"MODE": MODES["int"], "IN_BITS": in_fmt.bits, "W_BITS": wf.bits, "W_SIGNED": int(wf.signed)}
+    return _shift_lane_cost(in_fmt.bits, max_shift(w)) < _lane_cost(p)
+
+
+# Fully unrolled constant layers: a term per nonzero signed digit ---------------------------------------------
+def csd_digits(v: int) -> list[tuple[int, bool]]:
+    """Canonical signed digits of v: (k, negative) with v = sum of +-2^k, the fewest nonzero digits."""
+    out, k, v = [], 0, int(v)
+    while v:
+        if v & 1:
+            d = 2 - (v & 3)  # +1 or -1: leaves a multiple of 4
+            out.append((k, d < 0))
+            v -= d
+        v >>= 1
+        k += 1
+    return out
+
+
+def unrolled_sparse(layer: "MVAU", style: int) -> bool:
+    """pqhw_sparse_unrolled takes the layer: ternary or integer, fully unrolled, weights as constants."""
+    return (layer.mode in ("ternary", "int") and layer.pe == layer.mh and layer.simd == layer.mw
+            and style == STYLE_CONST and layer.weight_memory != "codebook")
+
+
+def sparse_terms(w: np.ndarray) -> tuple[list[tuple[int, int, bool]], list[int], list[int]]:
+    """(terms (input, shift, negative) neuron after neuron, START offsets, subtracted terms per neuron)."""
+    terms, start, negs = [], [0], []
+    for row in np.asarray(w, dtype=np.int64):
+        c = 0
+        for s in np.flatnonzero(row):
+            for k, neg in csd_digits(row[s]):
+                terms.append((int(s), k, neg))
+                c += neg
+        start.append(len(terms))
+        negs.append(c)
+    return terms, start, negs
+
+
+def sparse_unrolled_rtl(layer: "MVAU", in_fmt: Fmt, lo: int, hi: int, acc: Fmt) -> LayerRTL:
+    """pqhw_sparse_unrolled's parameters. A neuron's tree sums to acc - C (C: its subtracted terms, each
+    entering as ~v = -v - 1); with thresholds the thresholds are lowered by C, without them C is added."""
+    if not 1 <= in_fmt.bits <= 16:
+        raise UserError(f"layer {layer.name}: unrolled layers take inputs of 1..16 bits, got {in_fmt.bits}")
+    w = layer.weight_array()
+    terms, start, negs = sparse_terms(w)
+    c = np.asarray(negs, dtype=np.int64)
+    rlo = np.minimum(w * in_fmt.lo, w * in_fmt.hi).sum(axis=1)
+    rhi = np.maximum(w * in_fmt.lo, w * in_fmt.hi).sum(axis=1)
+    t = layer.threshold_array()
+    tree_lo, tree_hi = int((rlo - c).min()), int((rhi - c).max())
+    dot = fmt_for_range(min(tree_lo, lo), max(tree_hi, hi))
+    dot = Fmt(max(2, dot.bits + (0 if dot.signed else 1)), True)
+    src_bits = max(1, (layer.mw - 1).bit_length())
+    sh_max = max((k for _, k, _ in terms), default=0)
+    sh_bits = max(1, sh_max.bit_length())
+    tb = src_bits + sh_bits + 1
+    word = 0
+    for i, (src, k, neg) in enumerate(terms):
+        word |= (src | (k << src_bits) | (int(neg) << (src_bits + sh_bits))) << (i * tb)
+    if t is not None:
+        t = np.broadcast_to(t, (layer.mh, t.shape[1])) - c[:, None]
+        add = np.zeros(layer.mh, dtype=np.int64)
+        act, twords, twidth, out = activation_params(layer.name, t, layer.threshold_bias, layer.output_dtype,
+                                                     tree_lo, tree_hi, layer.mh, dot)
+    else:
+        add = c
+        act, twords, twidth, out = activation_params(layer.name, None, 0, layer.output_dtype, lo, hi, layer.mh, acc)
+    params = {"MW": layer.mw, "MH": layer.mh, "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed),
+              "NTERM": len(terms), "SRC_BITS": src_bits, "SH_BITS": sh_bits, "SH_MAX": sh_max,
+              "DOT_BITS": dot.bits, "TERMS": f"{max(1, len(terms)) * tb}'h{word:x}",
+              "START": const_literal(start, 32), "ADD_INIT": const_literal([pack(add, dot.bits)], layer.mh * dot.bits),
+              **act}
+    params.pop("TH_SHARED", None)
+    if twords:
+        params["T_INIT"] = const_literal(twords, twidth)
+    return LayerRTL("pqhw_sparse_unrolled", params, {}, in_fmt, layer.mw, out, layer.mh)
+
+
 def unrolled_xnor(params: dict) -> bool:
     """pqhw_xnor_unrolled takes the layer: xnor, fully unrolled (PE = MH, SIMD = MW), weights as constants.
     It shares each group of four inputs' popcount between all neurons with the same weight pattern."""
@@ -319,6 +480,8 @@ def _lane_cost(p: dict) -> float:
         return 1.0
     if p["MODE"] == 1:
         return 2.0 * (p["IN_BITS"] + 1)
+    if p["MODE"] == 3:
+        return _shift_lane_cost(p["IN_BITS"], p["SH_MAX"])
     terms = p["W_BITS"] + (1 if p.get("W_SIGNED", 1) else 0)
     return float(terms * (p["IN_BITS"] + p["W_BITS"] + 1))
 
@@ -377,4 +540,30 @@ def xnor_unrolled_features(p: dict) -> tuple[dict, list[Memory]]:
         partials += len(used)
     tree = mh * sum(((groups + (1 << k) - 1) >> k) * node_bits(k) for k in range(1, levels + 1))
     f = {"blocks": 1, "unrolled_bits": 3 * partials + tree, "stream_bits": mw + mh * p["OUT_BITS"]}
+    return f, [Memory("output_fifo", mh * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]
+
+
+def sparse_unrolled_features(p: dict) -> tuple[dict, list[Memory]]:
+    """pqhw_sparse_unrolled as it elaborates: each neuron's adder nodes at their widths (`unrolled_bits`,
+    about a LUT and a flip-flop a bit, as pqhw_xnor_unrolled's), the pass-through registers of neurons with
+    fewer terms than the widest and the input register (flip-flops), and the comparisons against constants;
+    nothing for a zero weight."""
+    mh, dot = p["MH"], p["DOT_BITS"]
+    lw = p["IN_BITS"] + 1 + p["SH_MAX"]
+    start = literal_int(p["START"])
+    counts = [((start >> (32 * (n + 1))) & 0xFFFFFFFF) - ((start >> (32 * n)) & 0xFFFFFFFF) for n in range(mh)]
+    levels = (max(counts) - 1).bit_length() if max(counts) > 1 else 0
+    add_bits = pass_bits = 0
+    for c in counts:
+        m = max(c, 1)
+        for k in range(1, levels + 1):
+            nodes, prev = -(-m // (1 << k)), -(-m // (1 << (k - 1)))
+            width = min(lw + k, dot)
+            adders = prev // 2
+            add_bits += adders * width
+            pass_bits += (nodes - adders) * width
+    # Comparisons against constant thresholds: 0.43 of a ROM comparison bit's LUTs; the block's fixed part is
+    # its output FIFO (fitted on 32x64 ternary layers at 50-100 % zeros, Yosys for ECP5: bench.sparsity_luts).
+    nt = p.get("NT", 0)
+    f = {"unrolled_bits": add_bits, "cmp_bits": 0.43 * mh * nt * dot, "reg_bits": pass_bits + p["MW"] * p["IN_BITS"]}
     return f, [Memory("output_fifo", mh * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]

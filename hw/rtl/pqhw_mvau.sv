@@ -5,8 +5,11 @@
 //
 // Arithmetic modes: 0 xnor-popcount (BINARY {0,1} codes of bipolar weights and inputs: acc counts
 // equal bits), 1 ternary (weights {-1,0,1}: add, subtract or skip), 2 integer (weights and inputs of
-// 1..8 bits, signed or unsigned). The accumulator is ACC_BITS wide and read as signed or unsigned per
-// ACC_SIGNED; sums wrap modulo 2^ACC_BITS, exact whenever the true range fits.
+// 1..8 bits, signed or unsigned), 3 shift (weights 0 or +-2^k, k <= SH_MAX: each product is the input
+// shifted by k, added or subtracted, one leaf and its correction bit instead of an integer product's
+// W_BITS partial products; a weight is the code {negative, nonzero, k} of W_BITS = 2 + SB bits).
+// The accumulator is ACC_BITS wide and read as signed or unsigned per ACC_SIGNED; sums wrap modulo
+// 2^ACC_BITS, exact whenever the true range fits.
 //
 // Pipeline (one row fold enters per cycle): B weight word and input beat registered; [tables: registered
 // again, block RAM outputs are slow]; [codebook: codes decoded to weights, registered]; each PE lane's
@@ -24,7 +27,7 @@
 `default_nettype none
 
 module pqhw_mvau #(
-    parameter int MODE       = 2,   // 0 xnor, 1 ternary, 2 integer
+    parameter int MODE       = 2,   // 0 xnor, 1 ternary, 2 integer, 3 shift (power-of-two weights)
     parameter int MW         = 4,   // matrix width: input vector length
     parameter int MH         = 4,   // matrix height: output vector length
     parameter int SIMD       = 1,   // input elements per beat (divides MW)
@@ -33,6 +36,7 @@ module pqhw_mvau #(
     parameter bit IN_SIGNED  = 0,   // input elements are two's complement
     parameter int W_BITS     = 4,   // bits of one weight (1 for xnor, 2 for ternary)
     parameter bit W_SIGNED   = 1,   // weights are two's complement (integer mode)
+    parameter int SH_MAX     = 0,   // shift mode: largest shift k of a weight +-2^k (W_BITS = 2 + SB, SB its bits)
     parameter int ACC_BITS   = 16,  // accumulator bits (xnor: >= clog2(MW+1))
     parameter bit ACC_SIGNED = 1,   // accumulator read as signed (thresholds, output extension)
     parameter int NT         = 0,   // thresholds per channel; 0 = no activation, output the accumulator
@@ -71,8 +75,10 @@ module pqhw_mvau #(
     localparam int NFW = NF > 1 ? $clog2(NF) : 1;
     localparam int WAW = WD > 1 ? $clog2(WD) : 1;
     localparam int TAW = TD > 1 ? $clog2(TD) : 1;
-    localparam int PW = MODE == 0 ? 2 : MODE == 1 ? IN_BITS + 1 : IN_BITS + W_BITS + 1;  // signed term bits
-    localparam int K = MODE == 0 ? 1 : MODE == 1 ? 2 : W_BITS + (W_SIGNED ? 1 : 0);    // terms per product
+    localparam int SB = SH_MAX > 0 ? $clog2(SH_MAX + 1) : 1;  // bits of a shift amount (shift mode)
+    localparam int PW = MODE == 0 ? 2 : MODE == 1 ? IN_BITS + 1 : MODE == 3 ? IN_BITS + 1 + SH_MAX
+                        : IN_BITS + W_BITS + 1;        // signed term bits
+    localparam int K = MODE == 0 ? 1 : MODE == 1 || MODE == 3 ? 2 : W_BITS + (W_SIGNED ? 1 : 0);  // terms per product
     localparam int N0 = SIMD * K;                      // tree leaves per lane
     localparam int T = tree_stages(N0, FANIN);         // adder-tree register stages
     localparam int N1 = (N0 + FANIN - 1) / FANIN;      // tree nodes per lane after the first stage
@@ -97,8 +103,11 @@ module pqhw_mvau #(
         tree_stages = stages;
     endfunction
 
-    if (MODE < 0 || MODE > 2) begin : g_bad_mode
-        pqhw_error_mvau_mode_must_be_0_xnor_1_ternary_2_int u_err ();
+    if (MODE < 0 || MODE > 3) begin : g_bad_mode
+        pqhw_error_mvau_mode_must_be_0_xnor_1_ternary_2_int_3_shift u_err ();
+    end
+    if (MODE == 3 && (SH_MAX < 0 || SH_MAX > 7 || W_BITS != SB + 2 || IN_BITS < 1 || IN_BITS > 8)) begin : g_bad_shift
+        pqhw_error_mvau_shift_needs_sh_max_0_to_7_w_bits_2_plus_shift_bits_and_1_to_8_bit_inputs u_err ();
     end
     if (MW < 1 || MH < 1 || SIMD < 1 || PE < 1 || MW % SIMD != 0 || MH % PE != 0) begin : g_bad_fold
         pqhw_error_mvau_simd_must_divide_mw_and_pe_divide_mh u_err ();
@@ -291,6 +300,12 @@ module pqhw_mvau #(
                     // w = 01: +x; w = 11: -x = ~x + 1; otherwise 0
                     leaf[(p*N0 + s)*PW +: PW] = (w == W_BITS'(1)) ? xs : (w == {W_BITS{1'b1}}) ? ~xs : '0;
                     leaf[(p*N0 + SIMD + s)*PW +: PW] = PW'({1'b0, w == {W_BITS{1'b1}}});
+                end else if (MODE == 3) begin
+                    // code {negative, nonzero, k}: +(x << k), -(x << k) = ~(x << k) + 1, or 0
+                    logic [PW-1:0] sh;
+                    sh = xs <<< w[SB-1:0];
+                    leaf[(p*N0 + s)*PW +: PW] = !w[SB] ? '0 : w[SB+1] ? ~sh : sh;
+                    leaf[(p*N0 + SIMD + s)*PW +: PW] = PW'(w[SB] & w[SB+1]);
                 end else begin
                     for (int j = 0; j < W_BITS; j++) begin
                         if (W_SIGNED && j == W_BITS - 1) begin
