@@ -42,6 +42,19 @@ ROM_BRAM_MAX_WASTE = {"ice40": 2.0}
 # smaller ones go to distributed RAM, or to flip-flops where the family has none (iCE40).
 RAM_BRAM_MIN_DEPTH = {"ecp5": 257, "gowin": 257, "ice40": 16}
 RAM_BRAM_MIN_BITS = {"ecp5": 4096, "gowin": 4096, "ice40": 128}
+# ECP5 instead: Yosys (memory_libmap) takes block RAM once the distributed version, in DPR16X4 cells plus a
+# quarter per bit of the read multiplexer over them, costs more than this per block it would use. Measured on
+# pqhw_fifo from 2 to 256 bits wide and 16 to 1,000 deep (14 shapes, every one on the side the rule says):
+# 4 x 320 and 12 x 112 stay distributed (39), 4 x 336 (41), 8 x 176 (42) and 2 x 480 (44.5) take a DP16KD;
+# the depth-and-bits rule put 2 x 640 to 2 x 840 line buffers and FIFOs in LUTs (LeNet-5: 13 BRAMs estimated,
+# 19 placed).
+ECP5_LUTRAM_PER_BRAM = 40
+
+
+def _ecp5_ram_in_bram(width: int, depth: int) -> bool:
+    cells = math.ceil(depth / 16) * math.ceil(width / 4)
+    mux = width * (math.ceil(depth / 16) - 1) / 4
+    return cells + mux > ECP5_LUTRAM_PER_BRAM * bram_blocks("ecp5", width, depth)
 
 FEATURES = ("one", "blocks", "links", "lanes", "acc_bits", "cmp_bits", "const_bits", "lutram", "ff_ram_bits",
             "stream_bits", "reg_bits", "unrolled_bits", "ff_ram_words")
@@ -113,7 +126,8 @@ def place_memory(family: str, mem: Memory) -> dict:
         if bits >= ROM_BRAM_MIN_BITS and (waste is None or blocks <= waste * math.ceil(bits / BRAM_BITS[family])):
             return {"brams": blocks, "bram_bits": bits}
         return {"const_bits": bits}
-    if mem.depth >= RAM_BRAM_MIN_DEPTH[family] and bits >= RAM_BRAM_MIN_BITS[family]:
+    if (_ecp5_ram_in_bram(mem.width, mem.depth) if family == "ecp5"
+            else mem.depth >= RAM_BRAM_MIN_DEPTH[family] and bits >= RAM_BRAM_MIN_BITS[family]):
         return {"brams": bram_blocks(family, mem.width, mem.depth), "bram_bits": bits}
     cell = LUTRAM_CELL[family]
     if cell is None:

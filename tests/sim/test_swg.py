@@ -188,11 +188,13 @@ def synth_vs_estimate(layer, tmp_path) -> tuple[dict, dict]:
 
 @pytest.mark.bitstream
 @pytest.mark.parametrize("shape,brams", [
-    ((28, 28, 1, 1, 5, 8, "UINT8"), 0),     # LeNet-5 conv1: 10 rows x 28 x 8 bits, distributed RAM
+    ((28, 28, 1, 1, 5, 8, "UINT8"), 1),     # LeNet-5 conv1: 10 rows x 28 x 8 bits, one DP16KD
+    ((12, 12, 1, 1, 3, 8, "UINT8"), 0),     # 6 rows x 12 x 8 bits: distributed RAM
     ((30, 30, 64, 1, 3, 1, "BINARY"), 1),   # CNV conv2: 6 rows x 30 x 64 beats of 1 bit, one DP16KD
 ])
 def test_ecp5_synthesis_places_the_line_buffer_as_estimated(shape, brams, tmp_path):
-    """Measured (Yosys 0.70): LeNet conv1 391 LUTs, 101 FFs, 24 DPR16X4; CNV conv2 338 LUTs, 119 FFs, 1 DP16KD."""
+    """Measured (Yosys 0.70) with line buffers of 4 rows: LeNet conv1 391 LUTs, 101 FFs, 24 DPR16X4; CNV conv2 338
+    LUTs, 119 FFs, 1 DP16KD; with 10 rows LeNet conv1 takes a DP16KD, as the estimate says."""
     h, w, c, simd, k, _, dt = shape
     layer = SWG(name="s", ifm_h=h, ifm_w=w, channels=c, simd=simd, k_h=k, k_w=k, input_dtype=dt, output_dtype=dt)
     measured, est = synth_vs_estimate(layer, tmp_path)
