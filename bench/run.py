@@ -33,6 +33,7 @@ BENCHMARKS = {
     "synth_time": "bench.synth_time:run",
     "conv_nets": "bench.conv_nets:run",
     "sweep": "bench.sweep_bench:run",
+    "board_training": "bench.board_training:run",
 }
 
 

@@ -10,7 +10,7 @@ from common.errors import UserError
 
 # Subcommands live beside the code they drive: name -> "module" (its `cli`) or "module:attribute".
 SUBCOMMANDS = {
-    "train": "quant.commands:train",
+    "train": "pqhw.train_cli:train",
     "export": "quant.commands:export",
     "compile": "hw.compile",
     "demo": "pqhw.demo",

@@ -18,6 +18,8 @@ finished ones.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +33,23 @@ from quant import cost
 from quant.checkpoint import atomic_torch_save, load_torch
 from quant.djpq_net import DJPQNet
 from quant.dq import HW_BITS, levels
+
+# Resource-cost hook, for costs quant cannot compute itself (quant does not import hw): a callable
+# cost(net, tau) -> scalar tensor, added to the loss in the quantizing phases with beta's linear warm-up; with
+# `replaces_bops = True` it stands in place of the BOPs term, and its `report(net)` (if any) goes into the
+# metrics as "resource_cost". None (the default): the loss is eq. 17 with BOPs, as in the paper.
+_COST_FN = contextvars.ContextVar("djpq_cost_fn", default=None)
+
+
+@contextlib.contextmanager
+def resource_cost(cost_fn):
+    """Trains every DJPQ run inside the block with `cost_fn` in its loss (pqhw.board_cost.BoardCost)."""
+    token = _COST_FN.set(cost_fn)
+    try:
+        yield cost_fn
+    finally:
+        _COST_FN.reset(token)
+
 
 PHASES = {"fixed": ["pretrain", "fixed"], "dq": ["pretrain", "dq"], "vib_dq": ["pretrain", "vib", "quant"],
           "djpq": ["pretrain", "djpq"]}
@@ -162,8 +181,12 @@ def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> 
     ce_fn = nn.CrossEntropyLoss()
     task = progress.add_task(phase, total=epochs) if progress else None
     parts = {}
+    cost_fn = _COST_FN.get() if phase in ("dq", "quant", "djpq") else None
     for epoch in range(epochs):
         gamma, beta = _epoch_losses(net, m, phase, epoch)
+        ramp = min(1.0, (epoch + 1) / m.anneal_epochs)
+        if cost_fn is not None and getattr(cost_fn, "replaces_bops", False):
+            beta = 0.0
         net.train()
         order = torch.randperm(len(x), generator=gen)
         seen = correct = 0
@@ -178,6 +201,9 @@ def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> 
             kl = sum((g.kl() for g in net.gates()), ce.new_zeros(())) if gamma else ce.new_zeros(())
             bops = net.soft_bops(m.tau) if beta else ce.new_zeros(())
             loss = ce + gamma * kl + beta * bops  # eq. 17 (eq. 13 when beta = 0)
+            if cost_fn is not None:
+                res = ramp * cost_fn(net, m.tau)
+                loss = loss + res
             loss.backward()
             opt.step()
             seen += len(idx)
@@ -188,6 +214,8 @@ def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> 
             raise UserError(f"method djpq, phase {phase}: training diverged at epoch {epoch + 1}; lower the "
                             "learning rates (method.lr_weights, lr_gates, lr_quant)")
         parts = {k: float(v.detach()) for k, v in (("loss", loss), ("ce", ce), ("kl", kl), ("bops_soft", bops))}
+        if cost_fn is not None:
+            parts["resource_cost"] = float(res.detach())
         if progress:  # the epoch's mean loss (eq. 17 with this epoch's gamma and beta) and training accuracy
             show_epoch(progress, task, f"djpq {phase}", epoch + 1, epochs, loss_sum / max(seen, 1),
                        correct / max(seen, 1))
@@ -268,6 +296,9 @@ def train(run_cfg, m: Config, model: DJPQNet, split, out_dir: Path, resume: bool
     if "vib" in results:
         out["pruned_float_accuracy"] = results["vib"]["test_accuracy"]
     out.update(report(model))
+    cost_fn = _COST_FN.get()
+    if cost_fn is not None and hasattr(cost_fn, "report"):
+        out["resource_cost"] = cost_fn.report(model)
     return out
 
 
