@@ -3,7 +3,11 @@ compression, for configs/mnist5k_admm_mlp.yaml with only the weight quantizer ch
 
 run(out_path) trains each row, writes the rows as JSON to out_path and a Markdown table beside it; the
 paper's own LeNet-5 numbers (full MNIST, 60,000 training images; cited, not measured here) follow our rows.
+`--hardware DIR ...` instead reads accelerators already built from such models (`pqhw export`, `compile`,
+`verify`, `bitstream`: DIR/metrics.json, DIR/hw*/{graph,verify,bitstream}.json) into results.json's "admm"
+entry under "hardware": accuracy, zeros, MVAU arithmetic and modules, mismatches, cycles, LUTs, FFs, Fmax.
     python -m bench.admm_table [--rows int3 pow2:3] [--dataset digits]
+    python -m bench.admm_table --hardware runs/admm_best runs/admm_pow2
 """
 from __future__ import annotations
 
@@ -80,12 +84,50 @@ def run(work: Path, rows=ROWS, dataset: str = "mnist5k") -> dict:
     return {"dataset": dataset, "rows": measured, "paper": PAPER, "table": str(work / "admm_table.md")}
 
 
+def hardware_rows(run_dirs: list[Path]) -> list[dict]:
+    """One row per built accelerator (each DIR/hw* that verify passed), from the files the commands wrote."""
+    from hw.emit import plan
+    from hw.ir import Graph
+    from hw.kinds.mvau import MODES
+
+    names = {v: k for k, v in MODES.items()}
+    rows = []
+    for d in map(Path, run_dirs):
+        m = json.loads((d / "metrics.json").read_text())
+        for hw in sorted(p for p in d.glob("hw*") if (p / "verify.json").is_file()):
+            v = json.loads((hw / "verify.json").read_text())
+            stages = plan(Graph.load(hw / "graph.json"))
+            row = {"model": m["name"], "hw_dir": str(hw), "test_accuracy": m["test_accuracy"],
+                   "float_accuracy": m.get("float_accuracy"), "sparsity": m.get("sparsity"),
+                   "modules": [s.module for s in stages],
+                   "arith": [names[int(s.params["MODE"])] if "MODE" in s.params else "unrolled"
+                             for s in stages if s.layer.kind == "mvau"],
+                   "verified_vectors": v["vectors"], "mismatches": v["mismatches"],
+                   "cycles_per_frame": v["cycles_per_frame"],
+                   "expected_cycles_per_frame": v["expected_cycles_per_frame"]}
+            b = hw / "bitstream.json"
+            if b.is_file():
+                b = json.loads(b.read_text())
+                row.update({k: b[k] for k in ("board", "luts", "ffs", "brams", "dsps", "fmax_mhz", "target_mhz")})
+            rows.append(row)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "admm")
     parser.add_argument("--rows", nargs="*", default=ROWS)
     parser.add_argument("--dataset", choices=sorted(CONFIGS), default="mnist5k")
+    parser.add_argument("--hardware", type=Path, nargs="*", default=None, help="built run DIRs to record")
+    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     args = parser.parse_args(argv)
+    if args.hardware:
+        rows = hardware_rows(args.hardware)
+        results = json.loads(args.results.read_text())
+        results.setdefault("admm", {})["hardware"] = rows
+        args.results.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps(rows, indent=1))
+        return 0
     r = run(args.work, args.rows, args.dataset)
     print(Path(r["table"]).read_text())
     print(json.dumps({k: v for k, v in r.items() if k != "rows"}, indent=1)[:400])
