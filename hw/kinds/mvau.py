@@ -562,8 +562,9 @@ def sparse_unrolled_features(p: dict) -> tuple[dict, list[Memory]]:
             adders = prev // 2
             add_bits += adders * width
             pass_bits += (nodes - adders) * width
-    # Comparisons against constant thresholds: 0.43 of a ROM comparison bit's LUTs; the block's fixed part is
-    # its output FIFO (fitted on 32x64 ternary layers at 50-100 % zeros, Yosys for ECP5: bench.sparsity_luts).
+    # Comparisons against constant thresholds: 0.43 of a ROM comparison bit's LUTs; the fixed part is a block's
+    # and its output FIFO (fitted on 32x64 ternary layers at 50-100 % zeros, Yosys for ECP5).
     nt = p.get("NT", 0)
-    f = {"unrolled_bits": add_bits, "cmp_bits": 0.43 * mh * nt * dot, "reg_bits": pass_bits + p["MW"] * p["IN_BITS"]}
+    f = {"blocks": 1, "unrolled_bits": add_bits, "cmp_bits": 0.43 * mh * nt * dot,
+         "reg_bits": pass_bits + p["MW"] * p["IN_BITS"]}
     return f, [Memory("output_fifo", mh * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]
