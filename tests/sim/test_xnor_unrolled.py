@@ -32,7 +32,8 @@ def _run(layer, tmp_path, build_root, sim="icarus", n=24, seed=1, x=None):
 
 
 def test_chosen_only_for_unrolled_constant_xnor():
-    """Folded, ROM weights or other modes keep pqhw_mvau; parameters are the new module's own."""
+    """Folded or ROM weights keep pqhw_mvau (unrolled ternary goes to pqhw_sparse_unrolled); parameters are
+    the new module's own."""
     b = Fmt(1, False)
     rtl = layer_rtl(_layer(6, 10, nt=3, out_signed=True), b, "blk")
     assert rtl.module == "pqhw_xnor_unrolled" and rtl.in_n == 10 and rtl.out_n == 6
@@ -47,7 +48,7 @@ def test_chosen_only_for_unrolled_constant_xnor():
     auto = _layer(6, 10).model_copy(update={"weight_memory": "auto"})
     assert layer_rtl(auto, b, "blk").module == "pqhw_xnor_unrolled"
     ternary = graphs.mvau(np.random.default_rng(0), "l", "ternary", 4, 8, 4, 8, "UINT2", "INT2", nt=1)
-    assert layer_rtl(ternary, Fmt(2, False), "blk").module == "pqhw_mvau"
+    assert layer_rtl(ternary, Fmt(2, False), "blk").module == "pqhw_sparse_unrolled"  # ternary/int: their own
 
 
 @pytest.mark.parametrize("mh,mw,nt,kw", [
