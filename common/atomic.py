@@ -101,6 +101,29 @@ def refuse_inputs_inside(out: Path, inputs) -> None:
                             "give an output directory that does not contain the inputs")
 
 
+# Written into every directory atomic_dir publishes: a directory holding it was made by pqhw as a whole and may
+# be replaced as a whole; any other non-empty directory holds someone's files and is never replaced.
+OUTPUT_MARK = ".pqhw-output"
+# The record each command writes at the top of its output directory, by which one written before OUTPUT_MARK
+# existed is still known as pqhw's.
+OUTPUT_RECORDS = ("graph.json", "provenance.json", "bitstream.json", "finn_estimate.json", "distributions.json",
+                  "model.json", "layers.json", "finetune.json", "step.json")
+
+
+def refuse_foreign_dir(out: Path) -> None:
+    """An existing --out is replaced as a whole, so it must be empty or one that pqhw published."""
+    if not out.is_dir() or any((out / name).is_file() for name in (OUTPUT_MARK, *OUTPUT_RECORDS)):
+        return
+    try:
+        entries = sorted(p.name for p in out.iterdir())
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot be read ({err.strerror})") from None
+    if entries:
+        shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+        raise UserError(f"--out {out}: holds files pqhw did not write ({shown}), which this command would delete; "
+                        "give a new or empty directory, or remove it first")
+
+
 @contextmanager
 def atomic_dir(out: str | Path, inputs=()):
     """Yields a staging directory beside `out`; on success it replaces `out`, on failure it is removed."""
@@ -108,6 +131,7 @@ def atomic_dir(out: str | Path, inputs=()):
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory; give a directory path")
     refuse_inputs_inside(out, inputs)
+    refuse_foreign_dir(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -120,6 +144,7 @@ def atomic_dir(out: str | Path, inputs=()):
     tmp.chmod(0o755)  # mkdtemp's 0700 would stay on the published directory
     try:
         yield tmp
+        (tmp / OUTPUT_MARK).write_text("written by pqhw as a whole; the next run may replace it as a whole\n")
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

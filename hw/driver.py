@@ -41,8 +41,16 @@ def images_to_inputs(images: np.ndarray, graph: Graph) -> np.ndarray:
     if images.size % elems or images.ndim < 1:
         raise UserError(f"images hold {images.size} values, not a whole number of {elems}-element inputs "
                         f"(input shape {graph.input_shape})")
+    if images.size == 0:
+        raise UserError(f"images hold no values; give at least one {elems}-element input "
+                        f"(input shape {graph.input_shape})")
     x = images.reshape(-1, elems)
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating) or x.dtype == np.bool_):
+        raise UserError(f"images are {x.dtype} values; expected integers (or floats in the model's input scale)")
     if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise UserError(f"images hold {int(np.count_nonzero(~np.isfinite(x)))} NaN or infinite values; "
+                            "pixels must be finite numbers")
         x = np.round(x / graph.input_scale)
     x = x.astype(np.int64)
     lo, hi = dtype_range(graph.input_dtype)

@@ -56,6 +56,21 @@ def check_finite(model, source) -> None:
                         "a model's parameters must be finite numbers (re-export it from a healthy checkpoint)")
 
 
+# Node domains qonnx and FINN resolve to their own ops. qonnx imports the Python module a node's domain names to find
+# its op, so a model whose domain names any other module would run that module's code: such nodes are refused.
+KNOWN_DOMAIN_PREFIXES = ("qonnx.custom_op.", "finn.custom_op.")
+KNOWN_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "onnx.brevitas")
+
+
+def check_domains(model, source) -> None:
+    """Refuse a node whose domain is not ONNX's own, qonnx's or FINN's, naming the node and the domain."""
+    for node in model.graph.node:
+        if node.domain not in KNOWN_DOMAINS and not node.domain.startswith(KNOWN_DOMAIN_PREFIXES):
+            raise UserError(f"{source}: node {node.name or '(unnamed)'} ({node.op_type}) has the domain "
+                            f"{node.domain[:80]!r}; accepted: ONNX's own ops and those of qonnx "
+                            "(qonnx.custom_op.*, onnx.brevitas) and FINN (finn.custom_op.*)")
+
+
 def check_model_file(path) -> None:
     """check_finite on an ONNX file (with its external data), and a graph to check at all (an empty file is a
     valid, empty protobuf message). A file that does not parse is left to the caller's loader, which says so in
@@ -70,4 +85,5 @@ def check_model_file(path) -> None:
     if not model.graph.node or not model.graph.input or not model.graph.output:
         raise UserError(f"{path}: not an ONNX model (no graph nodes, inputs or outputs; an empty or truncated "
                         "file parses as an empty model)")
+    check_domains(model, path)
     check_finite(model, path)

@@ -128,9 +128,13 @@ def verify(out_dir, vectors: int = 100, sim: str = "verilator", seed: int = 0, p
         raise UserError(f"stimulus {stimulus!r} is not supported; accepted: {', '.join(STIMULI)}")
     if vectors < 0:
         raise UserError(f"--vectors {vectors}: must be 0 or more")
-    x, n_test = load_vectors(out_dir, graph, vectors, seed)
-    say(f"reference model on {len(x)} vectors")
-    classes, inter = run_graph(graph, x, keep_intermediates=True)
+    try:
+        x, n_test = load_vectors(out_dir, graph, vectors, seed)
+        say(f"reference model on {len(x)} vectors")
+        classes, inter = run_graph(graph, x, keep_intermediates=True)
+    except MemoryError:
+        raise UserError(f"--vectors {vectors}: the vectors and the reference's layer outputs for them do not fit "
+                        "in memory; verify fewer vectors (a few thousand cover every test vector and more)") from None
     expected = classes[:, 0]
     say("writing RTL")
     graph_sha256 = sha256_file(out_dir / "graph.json")

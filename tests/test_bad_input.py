@@ -194,6 +194,16 @@ def onnx_non_finite(tmp: Path, run: Path):
     onnx.save(model, str(path))
 
 
+def onnx_foreign_domain(tmp: Path, run: Path):
+    """A node whose domain names a Python module, which qonnx would import to find the op."""
+    import onnx
+
+    path = run / "model.qonnx.onnx"
+    model = onnx.load(str(path))
+    next(n for n in model.graph.node if n.domain).domain = "pqhw_bad_input_probe"
+    onnx.save(model, str(path))
+
+
 def edit_json(rel: str, fn):
     def setup(tmp: Path, run: Path):
         path = run / rel
@@ -292,7 +302,9 @@ CASES = [
     ("compile", "model_empty", ["compile", "{tmp}/m.onnx", "--out", OUT], write("m.onnx", b"")),
     ("compile", "model_is_directory", ["compile", "{run}", "--out", OUT], None),
     ("compile", "model_nan_initializer", ["compile", MODEL, "--out", OUT], onnx_non_finite),
+    ("compile", "model_foreign_domain", ["compile", MODEL, "--out", OUT], onnx_foreign_domain),
     ("compile", "out_holds_inputs", ["compile", MODEL, "--out", "{run}"], None),
+    ("compile", "out_holds_other_files", ["compile", MODEL, "--out", "{tmp}/mine"], write("mine/thesis.txt", "x")),
     ("compile", "out_is_file", ["compile", MODEL, "--out", FILE], None),
     ("compile", "out_not_writable", ["compile", MODEL, "--out", NOT_WRITABLE], None),
     ("compile", "fps_nan", ["compile", MODEL, "--out", OUT, "--target-fps", "nan"], None),
@@ -306,6 +318,7 @@ CASES = [
     ("compile", "board_unknown", ["compile", MODEL, "--out", OUT, "--board", "nosuchboard"], None),
     # verify
     ("verify", "dir_missing", ["verify", NOPE], None),
+    ("verify", "vectors_beyond_memory", ["verify", "{hw}", "--vectors", "1000000000"], None),
     ("verify", "dir_is_file", ["verify", FILE], None),
     ("verify", "vectors_negative", ["verify", "{hw}", "--vectors", "-1"], None),
     ("verify", "vectors_text", ["verify", "{hw}", "--vectors", "ten"], None),
@@ -370,6 +383,8 @@ CASES = [
      write("x.npy", b"\x93NUMPY garbage")),
     ("infer", "images_wrong_size", ["infer", "{tmp}/x.npy", "--port", "/dev/null", "--hw", "{hw}"],
      lambda tmp, run: np.save(tmp / "x.npy", np.zeros((2, 5), np.int64))),
+    ("infer", "images_empty", ["infer", "{tmp}/x.npy", "--port", "/dev/null", "--hw", "{hw}"],
+     lambda tmp, run: np.save(tmp / "x.npy", np.zeros((0, 64), np.int64))),
     ("infer", "hw_missing", ["infer", "{tmp}/x.npy", "--port", "/dev/null", "--hw", NOPE],
      lambda tmp, run: np.save(tmp / "x.npy", np.zeros((2, 64), np.int64))),
     ("infer", "port_missing", ["infer", "{tmp}/x.npy", "--port", "{tmp}/ttyNONE", "--hw", "{hw}"],
@@ -387,6 +402,8 @@ CASES = [
     ("analyze", "unknown_subcommand", ["analyze", "everything"], None),
     ("analyze", "distributions_out_is_file", ["analyze", "distributions", "--out", FILE], None),
     ("analyze", "distributions_points", ["analyze", "distributions", "--out", OUT, "--points", "-1"], None),
+    ("analyze", "distributions_out_holds_other_files", ["analyze", "distributions", "--out", "{tmp}/mine"],
+     write("mine/notes.txt", "x")),
     ("analyze", "model_missing", ["analyze", "model", "{tmp}/none.pt", "--out", OUT], None),
     ("analyze", "model_garbage", ["analyze", "model", "{tmp}/m.pt", "--out", OUT], write("m.pt", b"garbage")),
     # demo

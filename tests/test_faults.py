@@ -101,6 +101,27 @@ def test_bitstream_refuses_rtl_not_verified_from_the_current_graph(tmp_path, mon
     assert not (hw_dir / "icebreaker").exists() and not (hw_dir / "bitstream.json").exists()
 
 
+def test_an_output_directory_is_replaced_only_when_pqhw_wrote_it(tmp_path):
+    out = tmp_path / "out"
+    for text in ("1", "2"):  # published by pqhw: the next run replaces it
+        with atomic_dir(out) as staging:
+            (staging / "a").write_text(text)
+    assert (out / "a").read_text() == "2"
+    legacy = tmp_path / "legacy"  # an output of a pqhw from before the mark, known by its record
+    legacy.mkdir()
+    (legacy / "graph.json").write_text("{}")
+    with atomic_dir(legacy) as staging:
+        (staging / "graph.json").write_text("[]")
+    assert (legacy / "graph.json").read_text() == "[]"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("years of work")
+    with pytest.raises(UserError, match=r"holds files pqhw did not write \(thesis.txt\)"):
+        with atomic_dir(mine) as staging:
+            (staging / "a").write_text("1")
+    assert [p.name for p in mine.iterdir()] == ["thesis.txt"] and not _staging(tmp_path)
+
+
 def _steps(tmp_path, calls):
     from pqhw.flow import Step
 
@@ -414,3 +435,27 @@ def test_kill_during_verify_build_and_simulation_then_rerun(compiled_hw, tmp_pat
     again = json.loads((hw / "verify.json").read_text())
     assert {k: again[k] for k in SAME_RESULT} == {k: expected[k] for k in SAME_RESULT}
     assert not _staging(hw)
+
+
+def test_a_model_naming_a_python_module_as_its_domain_runs_nothing(tmp_path, monkeypatch):
+    """qonnx imports the module a node's domain names: a model shipped with such a module must not run it."""
+    import onnx
+
+    from hw.finn_flow import load_model
+
+    monkeypatch.syspath_prepend(str(tmp_path))  # as the current directory is with `python -m pqhw.cli`
+    (tmp_path / "pqhw_probe_mod.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('code ran')\n")
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 4])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 4])
+    node = onnx.helper.make_node("Probe", ["x"], ["y"], domain="pqhw_probe_mod", name="probe")
+    model = onnx.helper.make_model(onnx.helper.make_graph([node], "g", [x], [y]))
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    with pytest.raises(UserError, match=r"node probe \(Probe\) has the domain 'pqhw_probe_mod'"):
+        load_model(tmp_path / "m.onnx")
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    assert not (tmp_path / "ran").exists()
+    with pytest.raises(Exception):  # what the check stands in front of: qonnx imports the module
+        ModelWrapper(str(tmp_path / "m.onnx")).transform(InferShapes())
+    assert (tmp_path / "ran").exists()
