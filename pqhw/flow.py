@@ -129,19 +129,19 @@ def run_flow(steps: list[Step], out: Path, echo=print) -> None:
     why = writable_dir(out)
     if why:
         raise UserError(f"--out {out}: {why}; give a directory that can be written")
-    out.mkdir(parents=True, exist_ok=True)
     record_path = out / "flow.json"
     recorded = read_record(record_path)
     for i, step in enumerate(steps, 1):
         if _fresh(step, recorded):
             echo(f"[{i}/{len(steps)}] {step.name:9s} up to date")
             continue
-        recorded.pop(step.name, None)  # until it has run again, the step's old record describes nothing
-        write_json(record_path, recorded, indent=1)
+        if recorded.pop(step.name, None) is not None:
+            write_json(record_path, recorded, indent=1)  # until it has run again, its old record describes nothing
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # library chatter; progress goes to stderr
             said = step.run()
         recorded[step.name] = step_record(step)
+        out.mkdir(parents=True, exist_ok=True)  # only now: a first step refused leaves no --out behind
         write_json(record_path, recorded, indent=1)
         echo(f"[{i}/{len(steps)}] {step.name:9s} {said} ({time.perf_counter() - t0:.0f} s)")
 

@@ -361,6 +361,8 @@ CASES = [
     ("flow", "clock_negative", ["flow", CFG, "--out", OUT, "--clock-mhz", "-1"], None),
     ("flow", "vectors_negative", ["flow", CFG, "--out", OUT, "--vectors", "-3"], None),
     ("flow", "sim_bogus", ["flow", CFG, "--out", OUT, "--sim", "xsim"], None),
+    # the training step itself refuses the data: no --out (and no flow.json) left behind
+    ("flow", "dataset_damaged", ["flow", "{tmp}/c.yaml", "--out", OUT], mnist("header_cut")),
     # sweep
     ("sweep", "file_missing", ["sweep", "{tmp}/none.yaml", "--out", OUT], None),
     ("sweep", "file_bad_yaml", ["sweep", "{tmp}/s.yaml", "--out", OUT], write("s.yaml", "name: [\n")),
