@@ -78,6 +78,9 @@ def restrict_bits(b: float, mode: str) -> int:
     says "rounded to the nearest power-of-two"), b' = 2^s', at least 2 and at most 32: the boundary between
     4 and 8 bits is 2^2.5 = 5.66. 'pow2_up': the next power of two, 2^ceil(log2 b) (footnote 2's DQ-restrict,
     "upper rounded"). 'integer': the next integer."""
+    if not math.isfinite(b):
+        raise UserError(f"a learned bit width is {b} (training diverged); lower the learning rate of the bit "
+                        "widths or the BOPs weight beta")
     if mode in ("pow2", "pow2_up"):
         s = math.log2(max(b, 1.0))
         s = math.floor(s + 0.5) if mode == "pow2" else math.ceil(s - 1e-9)

@@ -122,6 +122,9 @@ def test_alg2_rounding():
         [2, 2, 2, 4, 4, 4, 4, 4, 8, 8, 8, 8, 8, 8, 16, 16, 32, 32]
     # footnote 2 (DQ-restrict): DQ's widths upper rounded
     assert [restrict_bits(b, "pow2_up") for b in (1.2, 2.0, 2.1, 4.0, 4.2, 5.9, 8.0, 8.5)] == [2, 2, 4, 4, 8, 8, 8, 16]
+    for b in (float("nan"), float("inf")):  # a diverged run: one line, not a ValueError from math
+        with pytest.raises(UserError, match="training diverged"):
+            restrict_bits(b, "pow2")
     assert [restrict_bits(b, "integer") for b in (1.2, 4.0, 4.17, 7.99)] == [2, 4, 5, 8]
     with pytest.raises(UserError):
         restrict_bits(5.0, "none")
