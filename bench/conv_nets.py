@@ -74,9 +74,9 @@ def cnv_row(name: str, work: Path, bitstream: bool) -> dict:
                folding=[f"{l['name']} PE{l['pe']}" + (f" SIMD{l['simd']}" if l.get("simd") else "")
                         for l in c["layers"] if l["kind"] == "mvau"],
                estimate={k: (e or {}).get("total", {}).get(k) for k in ("luts", "ffs", "brams")})
-    code, err, secs = pqhw("verify", hw, "--vectors", CNV_VECTORS)
+    verified, err, secs = pqhw("verify", hw, "--vectors", CNV_VECTORS)
     v = _json(hw / "verify.json")
-    row.update(verify_seconds=secs, verified=code == 0)
+    row.update(verify_seconds=secs, verified=verified == 0)
     if v:
         row.update(vectors=v["vectors"], mismatches=v["mismatches"], measured_cycles_per_frame=v["cycles_per_frame"])
     else:
@@ -86,7 +86,7 @@ def cnv_row(name: str, work: Path, bitstream: bool) -> dict:
     row["finn_estimate"] = ({"luts": f["total"]["luts"], "brams_18k": f["total"]["brams_18k"],
                              "max_cycles": f["max_cycles"], "estimated_fps": f["estimated_fps"]}
                             if f else {"error": err})
-    if bitstream and code == 0 and v and not v["mismatches"]:
+    if bitstream and verified == 0 and v and not v["mismatches"]:
         code, err, secs = pqhw("bitstream", hw, "--board", BOARD)
         b = _json(hw / "bitstream.json")
         row["bitstream_seconds"] = secs

@@ -173,14 +173,16 @@ def folding_config(hw_dir: Path, board: Board | str) -> dict:
     config = {}
     for layer in layers:
         node = nodes[layer["name"]]
-        entry = {"PE": int(layer["pe"])}
+        wanted = {"PE": int(layer["pe"])}
         if layer.get("simd") is not None:
-            entry["SIMD"] = int(layer["simd"])
-        missing = [k for k in entry if k not in _attrs(node)]
+            wanted["SIMD"] = int(layer["simd"])
+        # a FINN op without the attribute (a sliding window has SIMD, no PE) is folded by it only at 1
+        attrs = _attrs(node)
+        missing = [k for k, v in wanted.items() if k not in attrs and v != 1]
         if missing:
             raise UserError(f"{hw_dir / 'finn_hw.onnx'}: node {node.name} ({node.op_type}) has no attribute "
-                            f"{', '.join(missing)}, but compile.json folds it with {entry}")
-        config[specialised[node.output[0]]] = entry
+                            f"{', '.join(missing)}, but compile.json folds it with {wanted}")
+        config[specialised[node.output[0]]] = {k: v for k, v in wanted.items() if k in attrs}
     return config
 
 
@@ -300,7 +302,7 @@ def read_estimate(finn_out: Path, hw_dir: Path, board: Board, target_mhz: float)
         if node is None:
             raise UserError(f"{finn_out / FOLDED_MODEL}: no FINN layer computes the output of {layer['name']}")
         attrs = _attrs(node)
-        pe = attrs.get("PE")
+        pe = attrs.get("PE", 1)  # an op folded by SIMD only (a sliding window) has no PE
         simd = attrs.get("SIMD") if layer.get("simd") is not None else None
         if (pe, simd) != (layer["pe"], layer.get("simd")):
             raise UserError(f"FINN folded {node.name} ({layer['name']}) with PE={pe}, SIMD={simd}, but compile.json "
