@@ -149,6 +149,8 @@ def _loop(net: ALQNet, split, tc, epochs: int, seed: int, step, float_opt, label
           on_epoch=None) -> float:
     """Shuffled mini-batches; after each backward `step(epoch, iteration, total)` updates the ALQ parts,
     then the float parameters take their AMSGrad step. Returns the last batch loss."""
+    from quant.train import show_epoch  # quant.train imports the methods
+
     x = torch.as_tensor(split.x_train, dtype=torch.float32)
     y = torch.as_tensor(split.y_train)
     gen = torch.Generator().manual_seed(seed)
@@ -160,12 +162,17 @@ def _loop(net: ALQNet, split, tc, epochs: int, seed: int, step, float_opt, label
     for epoch in range(epochs):
         net.train()
         order = torch.randperm(len(x), generator=gen)
+        loss_sum, correct, seen = 0.0, 0, 0
         for i in range(0, len(x), tc.batch_size):
             idx = order[i:i + tc.batch_size]
             if len(idx) < 2:
                 continue
             float_opt.zero_grad()
-            loss = ce(net(x[idx]), y[idx])
+            logits = net(x[idx])
+            loss = ce(logits, y[idx])
+            loss_sum += float(loss.detach()) * len(idx)
+            correct += int((logits.detach().argmax(1) == y[idx]).sum())
+            seen += len(idx)
             loss.backward()
             it += 1
             step(epoch, it, total)
@@ -176,7 +183,7 @@ def _loop(net: ALQNet, split, tc, epochs: int, seed: int, step, float_opt, label
         if on_epoch:
             on_epoch()
         if progress:
-            progress.update(task, advance=1, description=f"{label} loss {loss.item():.3f}")
+            show_epoch(progress, task, label, epoch + 1, epochs, loss_sum / max(seen, 1), correct / max(seen, 1))
     return float(loss.detach())
 
 

@@ -76,8 +76,6 @@ def test_train_shows_every_epoch_with_loss_and_accuracy(method, tmp_path, cli):
         assert len(by_label[label]) == epochs, (phase, len(by_label[label]))
 
 
-@pytest.mark.xfail(strict=True, reason="quant/methods/alq.py _loop updates a bar with the loss only: no training "
-                   "accuracy, and nothing at all where stderr is not a terminal (a log file, `pqhw flow` piped)")
 def test_alq_train_shows_every_epoch_with_loss_and_accuracy(tmp_path, cli):
     cfg = _tiny("digits_alq", {"method.pretrain_epochs": 1, "method.init_epochs": {"bases": 1, "coords": 1},
                                "method.round_epochs": {"bases": 1, "coords": 1},
