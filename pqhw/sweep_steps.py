@@ -23,7 +23,7 @@ import time
 import traceback
 from pathlib import Path
 
-from common.atomic import atomic_dir, sha256_file, sha256_tree, write_json
+from common.atomic import OUTPUT_MARK, atomic_dir, sha256_file, sha256_tree, write_json
 from common.errors import UserError
 from pqhw.flow import HW_SOURCES
 
@@ -71,7 +71,7 @@ def plan(config: dict, flow: dict, steps_dir: Path, rtl: str, pnr: str) -> list[
 
 def _files(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != RECORD}
+            if p.is_file() and p.name not in (RECORD, OUTPUT_MARK)}  # the mark comes after the record
 
 
 def fresh(step_dir: Path, key: str) -> bool:

@@ -304,8 +304,10 @@ module pqhw_mvau #(
                     // code {negative, nonzero, k}: +(x << k), -(x << k) = ~(x << k) + 1, or 0
                     logic [PW-1:0] sh;
                     sh = xs <<< w[SB-1:0];
+                    /* verilator lint_off SELRANGE */  // w[SB+1] exists in MODE 3 only (this branch)
                     leaf[(p*N0 + s)*PW +: PW] = !w[SB] ? '0 : w[SB+1] ? ~sh : sh;
                     leaf[(p*N0 + SIMD + s)*PW +: PW] = PW'(w[SB] & w[SB+1]);
+                    /* verilator lint_on SELRANGE */
                 end else begin
                     for (int j = 0; j < W_BITS; j++) begin
                         if (W_SIGNED && j == W_BITS - 1) begin

@@ -199,7 +199,8 @@ def test_ecp5_synthesis_places_the_line_buffer_as_estimated(shape, brams, tmp_pa
     layer = SWG(name="s", ifm_h=h, ifm_w=w, channels=c, simd=simd, k_h=k, k_w=k, input_dtype=dt, output_dtype=dt)
     measured, est = synth_vs_estimate(layer, tmp_path)
     assert measured["brams"] == est["brams"] == brams
-    assert (measured["lutram_cells"] > 0) == (brams == 0)
+    if brams == 0:  # the line buffer in distributed RAM (with one, small FIFOs may still take a few cells)
+        assert measured["lutram_cells"] > 0
     assert 0.6 * est["luts"] <= measured["luts"] <= 1.6 * est["luts"], (measured, est)
 
 
