@@ -81,6 +81,8 @@ def export_run(run_dir: Path) -> dict:
             export_qonnx(model, torch.zeros(1, split.features), export_path=str(raw))
         mw = cleanup_model(ModelWrapper(str(raw)))  # loads the external .data file beside it
         mw.set_tensor_datatype(mw.graph.input[0].name, DataType[f"UINT{split.input_bits}"])
+        for key, value in getattr(model, "qonnx_metadata", {}).items():  # e.g. ALQ's binary bases
+            mw.set_metadata_prop(key, value)
         staged = Path(tmp) / "model.onnx"
         mw.save(str(staged))
         mw = ModelWrapper(str(staged))
