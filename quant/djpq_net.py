@@ -1,13 +1,17 @@
-"""The network DJPQ trains (DQ-quantized linear layers with VIBNet gates) and its hardware form.
+"""The network DJPQ trains (DQ-quantized convolutions and linear layers with VIBNet gates) and its hardware form.
 
-Hidden layer l: y = DQ_a( z_l * BN(x @ DQ_w(W_l)^T) ). The gate sits between batch norm and the quantized
+Hidden layer l: y = DQ_a( z_l * BN(f_l(x, DQ_w(W_l))) ), f_l a linear layer or a convolution (stride 1, zero
+padding, then an optional max-pool after the activation, as quant.layers builds them); convolutions come
+first, the first linear layer flattens its input. The gate sits between batch norm and the quantized
 activation, not after the activation as in eq. 9, so that at inference the gate mean folds into the batch
 norm scale and the activation quantizer stays the last op of the layer (FINN turns BN + quantizer into
 integer thresholds). For a positive gate both orders are the same function up to the quantizer's grid.
+A conv gate scales a whole output channel (all its positions), so pruning it removes the channel.
 The last layer is a DQ-quantized linear layer alone; its logits go to the arg-max.
 
-`to_brevitas()` gives the plain Brevitas network `pqhw export` writes: pruned channels removed (rows of W_l,
-entries of BN_l, columns of W_l+1), gate means and the activation's q_s folded into the batch norm, and each
+`to_brevitas()` gives the plain Brevitas network `pqhw export` writes: pruned channels removed (output rows of
+W_l, entries of BN_l, input columns of W_l+1: for a linear layer after a convolution, the H*W flattened
+positions of each removed channel), gate means and the activation's q_s folded into the batch norm, and each
 layer's learned bit widths as its int{b} / uint{b} datatypes, with the learned steps as fixed scales.
 """
 from __future__ import annotations
@@ -22,15 +26,24 @@ from torch import nn
 from common.errors import UserError
 from quant import cost
 from quant.dq import DQQuant, levels
+from quant.layers import FlattenAnyBatch
 from quant.vib import VIBGate
 
 
 class DJPQLinear(nn.Module):
-    """One linear layer with a DQ weight quantizer; hidden layers add BN, a VIB gate and a DQ activation."""
+    """One linear layer with a DQ weight quantizer; hidden layers add BN, a VIB gate and a DQ activation.
 
-    def __init__(self, c_in: int, c_out: int, hidden: bool, q: dict):
+    `in_units` is the number of prunable inputs (the previous layer's channels) and `unit_size` the features
+    each of them contributes (H*W after a convolution, else 1): in_features = in_units * unit_size."""
+
+    kind = "linear"
+    kernel = (1, 1)
+    out_hw = (1, 1)
+
+    def __init__(self, in_units: int, c_out: int, hidden: bool, q: dict, unit_size: int = 1):
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(c_out, c_in))
+        self.in_units, self.unit_size = in_units, unit_size
+        self.weight = nn.Parameter(torch.empty(c_out, in_units * unit_size))
         nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
         self.wq = DQQuant(True, q["w_bits"], 1.0, q["q_s_w"], q["restrict"], q["fixed_w"], True, q["pow2_scale"])
         self.hidden = hidden
@@ -48,41 +61,133 @@ class DJPQLinear(nn.Module):
         return self.weight.shape[0]
 
     def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.linear(x, self.wq(self.weight))
+        y = F.linear(x.flatten(1), self.wq(self.weight))
         return self.gate(self.bn(y)) if self.hidden else y
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.pre_activation(x)
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        """The layer's output from its pre-activation: the activation quantizer (a ReLU in float phases)."""
         return self.aq(y) if self.hidden else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.pre_activation(x))
+
+    def dense_macs(self) -> int:
+        return int(cost.macs(self.in_features, self.out_features))
+
+    def macs(self, p_in, p_out):
+        """Eq. 15 with the pruning ratios of the inputs' and the outputs' channels (floats or tensors)."""
+        return cost.macs(self.in_features, self.out_features, p_in, p_out)
+
+    def kept_weights(self, kept_in: int, kept_out: int) -> int:
+        return kept_in * self.unit_size * kept_out
+
+
+class DJPQConv(nn.Module):
+    """A convolution (stride 1, zero `padding`) with a DQ weight quantizer, BN, a VIB gate on each output
+    channel, a DQ activation and an optional max-pool of the quantized activation."""
+
+    kind = "conv"
+    hidden = True
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, padding: int, pool: int, in_hw: tuple[int, int],
+                 q: dict):
+        super().__init__()
+        self.padding, self.pool = padding, pool
+        self.in_units, self.unit_size = c_in, 1
+        self.kernel = (kernel, kernel)
+        self.out_hw = (in_hw[0] + 2 * padding - kernel + 1, in_hw[1] + 2 * padding - kernel + 1)
+        self.weight = nn.Parameter(torch.empty(c_out, c_in, kernel, kernel))
+        nn.init.kaiming_uniform_(self.weight, a=5 ** 0.5)
+        self.wq = DQQuant(True, q["w_bits"], 1.0, q["q_s_w"], q["restrict"], q["fixed_w"], True, q["pow2_scale"])
+        self.bn = nn.BatchNorm2d(c_out)
+        self.gate = VIBGate(c_out, q["alpha_th"], init_log_sigma2=q["init_log_sigma2"])
+        self.aq = DQQuant(False, q["a_bits"], 4.0, q["q_s_a"], q["restrict"], q["fixed_a"], False, False)
+
+    @property
+    def in_features(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def pooled_hw(self) -> tuple[int, int]:
+        return self.out_hw[0] // self.pool, self.out_hw[1] // self.pool
+
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.bn(F.conv2d(x, self.wq(self.weight), padding=self.padding)))
+
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        y = self.aq(y)
+        return F.max_pool2d(y, self.pool) if self.pool > 1 else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(self.pre_activation(x))
+
+    def dense_macs(self) -> int:
+        return int(self.macs(0.0, 0.0))
+
+    def macs(self, p_in, p_out):
+        """Eq. 15: kept input channels x kept output channels x output positions x kernel size."""
+        return cost.macs(self.in_features, self.out_features, p_in, p_out, self.out_hw, self.kernel)
+
+    def kept_weights(self, kept_in: int, kept_out: int) -> int:
+        return kept_in * kept_out * self.kernel[0] * self.kernel[1]
 
 
 class DJPQNet(nn.Module):
-    """Takes integer pixels (as floats) [N, features]; returns float logits. Linear layers only."""
+    """Takes integer pixels (as floats) [N, C*H*W]; returns float logits. Convolutions first, then linear
+    layers, the last one the classifier."""
 
     def __init__(self, model_cfg, image_shape, classes: int, q: dict, input_bits: int):
         super().__init__()
-        for i, layer in enumerate(model_cfg.layers):
-            if layer.kind != "linear":
-                raise UserError(f"model.layers.{i}: method djpq trains linear layers only; accepted kind: linear")
-        if model_cfg.layers[-1].features != classes:
-            raise UserError(f"model.layers.{len(model_cfg.layers) - 1}.features: the last layer has "
-                            f"{model_cfg.layers[-1].features} outputs but the dataset has {classes} classes")
+        layers = model_cfg.layers
+        if layers[-1].kind != "linear":
+            raise UserError(f"model.layers.{len(layers) - 1}: the last layer must be linear (the classifier)")
+        if layers[-1].features != classes:
+            raise UserError(f"model.layers.{len(layers) - 1}.features: the last layer has "
+                            f"{layers[-1].features} outputs but the dataset has {classes} classes")
         self.image_shape = tuple(image_shape)
         self.input_bits = input_bits
-        width = int(torch.tensor(self.image_shape).prod())
-        blocks = []
-        for i, layer in enumerate(model_cfg.layers):
-            blocks.append(DJPQLinear(width, layer.features, i < len(model_cfg.layers) - 1, q))
-            width = layer.features
+        self.has_conv = layers[0].kind == "conv"
+        if self.has_conv and len(self.image_shape) != 3:
+            raise UserError(f"model.layers.0: a conv layer needs image data; this dataset gives flat vectors "
+                            f"of shape {list(self.image_shape)}")
+        c, h, w = self.image_shape if self.has_conv else (int(torch.tensor(self.image_shape).prod()), 1, 1)
+        unit = 1
+        blocks, seen_linear = [], False
+        for i, layer in enumerate(layers):
+            if layer.kind == "conv":
+                if seen_linear:
+                    raise UserError(f"model.layers.{i}: a conv layer after a linear layer; convs come first")
+                if layer.kernel > min(h, w) + 2 * layer.padding:
+                    raise UserError(f"model.layers.{i}.kernel: {layer.kernel} is larger than the {h}x{w} input"
+                                    + (f" padded by {layer.padding}" if layer.padding else ""))
+                b = DJPQConv(c, layer.channels, layer.kernel, layer.padding, layer.pool, (h, w), q)
+                if min(b.pooled_hw) < 1:
+                    raise UserError(f"model.layers.{i}.pool: {layer.pool} is larger than the layer's "
+                                    f"{b.out_hw[0]}x{b.out_hw[1]} output")
+                blocks.append(b)
+                c, (h, w) = layer.channels, b.pooled_hw
+                continue
+            if not seen_linear:
+                unit, seen_linear = h * w, True
+            blocks.append(DJPQLinear(c, layer.features, i < len(layers) - 1, q, unit))
+            c, unit = layer.features, 1
         self.blocks = nn.ModuleList(blocks)
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """The flat integer pixels as the first layer takes them (an image for a convolution)."""
+        return x.reshape(-1, *self.image_shape) if self.has_conv else x.flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.flatten(1)
+        x = self.prepare(x)
         for b in self.blocks:
             x = b(x)
         return x
 
-    def quant_layers(self) -> list[DJPQLinear]:
+    def quant_layers(self) -> list[nn.Module]:
         """The weight layers in order (each has .weight)."""
         return list(self.blocks)
 
@@ -119,27 +224,34 @@ class DJPQNet(nn.Module):
             p_out = p[i] if b.hidden else 0.0
             b_w = b.wq.bits() if b.wq.enabled else cost.FLOAT_BITS
             b_a = self.input_bits if i == 0 else a_bits[i - 1]
-            total = total + cost.bops(cost.macs(b.in_features, b.out_features, p_in, p_out), b_w, b_a)
+            total = total + cost.bops(b.macs(p_in, p_out), b_w, b_a)
         return total
+
+    def kept_counts(self) -> list[tuple[int, int]]:
+        """(kept input units, kept output channels) per layer after hard pruning (eq. 18), as the export
+        keeps them (a fully pruned layer keeps one channel)."""
+        kept = [int(len(_kept(b.gate))) if b.hidden else b.out_features for b in self.blocks]
+        return [(kept[i - 1] if i else b.in_units, kept[i]) for i, b in enumerate(self.blocks)]
 
     def layer_costs(self) -> list[cost.LayerCost]:
         """Per-layer MACs and BOPs after hard pruning (eq. 18) at the hardware bit widths."""
-        p = [g.pruned_ratio() for g in self.gates()]
         a_bits = [float(q.hw_bits()) if q.enabled else float(cost.FLOAT_BITS) for q in self.act_quantizers()]
         rows = []
-        for i, b in enumerate(self.blocks):
-            p_in = p[i - 1] if i > 0 else 0.0
-            p_out = p[i] if b.hidden else 0.0
-            c_in, c_out = round((1 - p_in) * b.in_features), round((1 - p_out) * b.out_features)
-            rows.append(cost.LayerCost(f"layer{i}", float(cost.macs(c_in, c_out)),
+        for i, (b, (k_in, k_out)) in enumerate(zip(self.blocks, self.kept_counts())):
+            p_in, p_out = 1 - k_in / b.in_units, 1 - k_out / b.out_features
+            rows.append(cost.LayerCost(f"layer{i}", float(round(b.macs(p_in, p_out))),
                                        float(b.wq.hw_bits()) if b.wq.enabled else float(cost.FLOAT_BITS),
-                                       self._input_bits(i, a_bits), c_in, c_out))
+                                       self._input_bits(i, a_bits), k_in * b.unit_size, k_out))
         return rows
 
     def dense_costs(self) -> list[cost.LayerCost]:
         """The same network unpruned (for the float reference)."""
-        return [cost.LayerCost(f"layer{i}", float(cost.macs(b.in_features, b.out_features)), cost.FLOAT_BITS,
-                               cost.FLOAT_BITS, b.in_features, b.out_features) for i, b in enumerate(self.blocks)]
+        return [cost.LayerCost(f"layer{i}", float(b.dense_macs()), cost.FLOAT_BITS, cost.FLOAT_BITS,
+                               b.in_features, b.out_features) for i, b in enumerate(self.blocks)]
+
+    def kept_weights(self) -> list[int]:
+        """Weights per layer after channel removal."""
+        return [b.kept_weights(k_in, k_out) for b, (k_in, k_out) in zip(self.blocks, self.kept_counts())]
 
     def to_brevitas(self) -> "ExportNet":
         return ExportNet.from_djpq(self)
@@ -163,19 +275,27 @@ def _kept(gate: VIBGate) -> torch.Tensor:
     return keep if len(keep) else torch.argmax(gate.log_alpha()).reshape(1)
 
 
-class ExportNet(nn.Module):
-    """A plain Brevitas MLP (QuantLinear -> BN -> QuantReLU ..., QuantLinear), layered like quant.layers.Net."""
+def _columns(units: torch.Tensor, unit_size: int) -> torch.Tensor:
+    """Input columns of a layer that keeps `units` of its input channels, each `unit_size` wide (C, H, W
+    flattening: channel c covers columns c*H*W .. c*H*W + H*W - 1)."""
+    return (units[:, None] * unit_size + torch.arange(unit_size)[None, :]).flatten()
 
-    def __init__(self, body: nn.Sequential, image_shape):
+
+class ExportNet(nn.Module):
+    """A plain Brevitas network layered like quant.layers.Net: QuantConv2d -> BN -> QuantReLU (-> MaxPool) ...,
+    a flatten, QuantLinear -> BN -> QuantReLU ..., QuantLinear."""
+
+    def __init__(self, body: nn.Sequential, image_shape, has_conv: bool = False):
         super().__init__()
         self.image_shape = tuple(image_shape)
+        self.has_conv = has_conv
         self.body = body
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.flatten(1))
+        return self.body(x.reshape(-1, *self.image_shape) if self.has_conv else x.flatten(1))
 
     def quant_layers(self) -> list[nn.Module]:
-        return [m for m in self.body if isinstance(m, qnn.QuantLinear)]
+        return [m for m in self.body if isinstance(m, (qnn.QuantConv2d, qnn.QuantLinear))]
 
     @classmethod
     @torch.no_grad()
@@ -185,19 +305,29 @@ class ExportNet(nn.Module):
                 raise UserError(f"layer {i}: activations are not quantized (float phase); export a trained run")
             if q.top_level() != levels(q.hw_bits(), False):
                 raise UserError(f"layer {i}: the activation grid tops out at {q.top_level()}, not at "
-                                f"2^{q.hw_bits()}-1, so no uint{q.hw_bits()} holds it exactly; export needs "
-                                "method.restrict: integer or pow2")
-        body, cols = [], torch.arange(net.blocks[0].in_features)
+                                f"{2 ** q.hw_bits() - 1} = 2^{q.hw_bits()}-1, so no uint{q.hw_bits()} holds it "
+                                "exactly; export needs method.restrict: integer or pow2")
+        body, units, flat = [], torch.arange(net.blocks[0].in_units), False
         for b in net.blocks:
             rows = _kept(b.gate) if b.hidden else torch.arange(b.out_features)
             step = float(b.wq.step())
             bits = b.wq.hw_bits()
-            lin = qnn.QuantLinear(len(cols), len(rows), bias=False, weight_quant=_weight_quant(bits, step))
-            lin.weight.copy_(b.wq(b.weight)[rows][:, cols])
-            body.append(lin)
+            w = b.wq(b.weight)[rows]
+            if b.kind == "conv":
+                layer = qnn.QuantConv2d(len(units), len(rows), b.kernel, padding=b.padding, bias=False,
+                                        weight_quant=_weight_quant(bits, step))
+                layer.weight.copy_(w[:, units])
+            else:
+                cols = _columns(units, b.unit_size)
+                if net.has_conv and not flat:
+                    body.append(FlattenAnyBatch(len(cols)))
+                    flat = True
+                layer = qnn.QuantLinear(len(cols), len(rows), bias=False, weight_quant=_weight_quant(bits, step))
+                layer.weight.copy_(w[:, cols])
+            body.append(layer)
             if b.hidden:
                 z = b.gate.gate_values()[rows]
-                bn = nn.BatchNorm1d(len(rows), eps=b.bn.eps)
+                bn = (nn.BatchNorm2d if b.kind == "conv" else nn.BatchNorm1d)(len(rows), eps=b.bn.eps)
                 bn.running_mean.copy_(b.bn.running_mean[rows])
                 bn.running_var.copy_(b.bn.running_var[rows])
                 bn.weight.copy_(b.bn.weight[rows] * z)
@@ -205,5 +335,7 @@ class ExportNet(nn.Module):
                 a_bits = b.aq.hw_bits()
                 body += [bn, qnn.QuantReLU(act_quant=_act_quant(a_bits, float(b.aq.step())),
                                            return_quant_tensor=False)]
-            cols = rows
-        return cls(nn.Sequential(*body), net.image_shape).eval()
+                if b.kind == "conv" and b.pool > 1:
+                    body.append(nn.MaxPool2d(b.pool))
+            units = rows
+        return cls(nn.Sequential(*body), net.image_shape, net.has_conv).eval()

@@ -111,7 +111,8 @@ class DQQuant(nn.Module):
 
     `restrict`: 'none' (eq. 2 with the learned d), 'integer' or 'pow2' (Alg. 2). `fixed_bits` pins b' to a
     fixed width (the fixed 8/8, 4/4, 2/2 baselines); `pow2_scale` rounds the forward step up to 2^k.
-    `enabled = False` passes values through unchanged (the float pre-training phase)."""
+    `enabled = False` passes weights through unchanged and activations through a ReLU (the float
+    pre-training phase: the float layer of eq. 9's f_l ends in its nonlinearity)."""
 
     def __init__(self, signed: bool, init_bits: int, q_m: float, q_s: float, restrict: str = "none",
                  fixed_bits: int | None = None, learn_t: bool = True, pow2_scale: bool = False):
@@ -177,8 +178,8 @@ class DQQuant(nn.Module):
         return tb if tb is not None else bits_for_level(self.top_level(), self.signed)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:
-            return x
+        if not self.enabled:  # float phases: an activation quantizer is the float network's ReLU
+            return x if self.signed else x.clamp_min(0.0)
         if not self.signed:
             x = x.clamp_min(0.0)  # the unsigned grid: negative inputs map to 0 (ReLU)
         return DQFunction.apply(x, self.step(), self.q_m, self._t(), self.q_s)

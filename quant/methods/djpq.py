@@ -131,7 +131,7 @@ def calibrate(net: DJPQNet, x: torch.Tensor, m: Config) -> None:
         q.d.fill_((float(q.q_m) - q.q_s) / levels(bits, True))
     was = net.training
     net.eval()
-    h = x.flatten(1)
+    h = net.prepare(x)
     for b in net.blocks:
         if b.hidden:
             pre = b.pre_activation(h)
@@ -141,7 +141,7 @@ def calibrate(net: DJPQNet, x: torch.Tensor, m: Config) -> None:
             q.q_m.fill_(max(top, 10 * q.q_s + 1e-3))
             # eq. 4 gives exactly the initial width when (q_m - q_s) / d = 2^b; fixed widths use the grid itself
             q.d.fill_((float(q.q_m) - q.q_s) / (levels(q.fixed_bits, False) if q.fixed_bits else 2 ** m.init_act_bits))
-            h = b.aq(pre) if q.enabled else pre.clamp_min(0)
+            h = b.activate(pre)  # quantized if the phase quantizes, else the float ReLU (and pool)
     net.train(was)
 
 
@@ -238,7 +238,7 @@ def report(net: DJPQNet) -> dict:
     s = cost.summary(rows, dense)
     w_bits = [b.wq.hw_bits() for b in net.blocks]
     a_bits = [q.hw_bits() for q in net.act_quantizers()]
-    kept = [int(r.in_channels * r.out_channels) for r in rows]
+    kept = net.kept_weights()
     return {
         "weight_bits_per_layer": w_bits,
         "act_bits_per_layer": a_bits,
@@ -261,6 +261,9 @@ def report(net: DJPQNet) -> dict:
 
 def train(run_cfg, m: Config, model: DJPQNet, split, out_dir: Path, resume: bool = False, progress=None) -> dict:
     torch.set_num_threads(1)
+    if _COST_FN.get() is not None and model.has_conv:
+        raise UserError("--fit-board: board-targeted training prices linear DJPQ networks only; this config has "
+                        "conv layers (train it with the BOPs loss, without --fit-board)")
     out_dir = Path(out_dir)
     phases = PHASES[m.variant]
     ckpt_path = out_dir / "djpq_phases.pt"

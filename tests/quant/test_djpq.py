@@ -31,8 +31,8 @@ def test_config_errors_are_user_errors():
     conv = _run_cfg({})
     conv["model"]["layers"][0] = {"kind": "conv", "channels": 4, "weight": "int8", "act": "uint8"}
     cfg = parse_config(conv)
-    with pytest.raises(UserError, match="linear layers only"):
-        djpq.build_model(cfg, cfg.method_parts()[1], (1, 8, 8), 10)
+    with pytest.raises(UserError, match="needs image data"):
+        djpq.build_model(cfg, cfg.method_parts()[1], (64,), 10)
 
 
 def _pruned_net(restrict="pow2"):
