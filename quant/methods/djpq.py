@@ -106,6 +106,9 @@ def _quant_options(m: Config) -> dict:
 
 def build_model(run_cfg, m: Config, image_shape, classes) -> DJPQNet:
     net = DJPQNet(run_cfg.model, image_shape, classes, _quant_options(m), run_cfg.dataset.input_bits)
+    if _COST_FN.get() is not None and net.has_conv:  # refused here, before train_run writes anything
+        raise UserError("model.layers.0: --fit-board prices linear DJPQ networks only and this one has conv "
+                        "layers; train it with the BOPs loss (without --fit-board)")
     configure(net, PHASES[m.variant][-1])
     return net
 
@@ -261,9 +264,6 @@ def report(net: DJPQNet) -> dict:
 
 def train(run_cfg, m: Config, model: DJPQNet, split, out_dir: Path, resume: bool = False, progress=None) -> dict:
     torch.set_num_threads(1)
-    if _COST_FN.get() is not None and model.has_conv:
-        raise UserError("--fit-board: board-targeted training prices linear DJPQ networks only; this config has "
-                        "conv layers (train it with the BOPs loss, without --fit-board)")
     out_dir = Path(out_dir)
     phases = PHASES[m.variant]
     ckpt_path = out_dir / "djpq_phases.pt"

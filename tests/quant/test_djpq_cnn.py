@@ -126,3 +126,14 @@ def test_pruned_cnn_exports_compiles_and_verifies(tmp_path):
     v = verify(tmp_path / "hw", vectors=8)
     assert v["vectors"] == 450 + 8 and v["mismatches"] == 0
     assert v["cycles_per_frame"] == v["expected_cycles_per_frame"]
+
+
+def test_fit_board_refuses_a_conv_net_in_one_line(cli, tmp_path):
+    import yaml
+
+    config = tmp_path / "cnn.yaml"
+    config.write_text(yaml.safe_dump(TINY_CNN))
+    code, _, err = cli("train", config, "--out", tmp_path / "out", "--fit-board", "icebreaker",
+                       "--target-fps", "1000")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "linear DJPQ networks only" in err, err
+    assert not (tmp_path / "out").exists()
