@@ -3,8 +3,12 @@
 // two sides; DEPTH beats give DEPTH beats of slack between producer and consumer.
 //
 // The head beat sits in an output register, filled from the memory (or straight from the input when the
-// memory is empty), so consumers see flip-flops rather than a distributed-RAM read: the RAM's read delay
-// stays out of the next block's logic. A beat still appears one cycle after it is pushed, as before.
+// memory is empty), so consumers see flip-flops rather than a RAM read. A beat appears one cycle after it
+// is pushed.
+//
+// One occupancy counter serves both sides: the memory holds count - head_v beats. The pointers count modulo
+// a power of two whenever that needs no more storage than DEPTH rounded up to a distributed-RAM cell
+// (16 words): the wrap-around then costs nothing.
 `default_nettype none
 
 module pqhw_fifo #(
@@ -29,23 +33,29 @@ module pqhw_fifo #(
     end
 
     localparam int AW = DEPTH > 1 ? $clog2(DEPTH) : 1;
+    localparam int CW = $clog2(DEPTH + 1);
+    localparam bit WRAP = (2 ** AW) > ((DEPTH + 15) / 16) * 16;   // pointers wrap at DEPTH, not 2**AW
+    localparam int SLOTS = WRAP ? DEPTH : 2 ** AW;
 
-    logic [WIDTH-1:0] mem [DEPTH];
+    logic [WIDTH-1:0] mem [SLOTS];
     logic [AW-1:0] wr_ptr, rd_ptr;
-    logic [$clog2(DEPTH+1)-1:0] held;   // beats in mem (count less the output register)
     logic [WIDTH-1:0] head;
     logic head_v;
 
     wire logic push = s_axis_tvalid && s_axis_tready;
     wire logic pop  = m_axis_tvalid && m_axis_tready;
-    wire logic load = !head_v || pop;               // the output register takes a beat this cycle
-    wire logic from_mem = load && (held != '0);
-    wire logic bypass = load && (held == '0) && push;
-    wire logic write = push && !bypass;             // the beat stays in mem (advances wr_ptr)
+    wire logic mem_empty = (count == CW'(head_v));   // count = beats in mem + head_v
+    wire logic load = !head_v || pop;                // the output register takes a beat this cycle
+    wire logic from_mem = load && !mem_empty;
+    wire logic bypass = load && mem_empty && push;
+    wire logic write = push && !bypass;              // the beat stays in mem (advances wr_ptr)
 
-    assign s_axis_tready = (count != DEPTH[$clog2(DEPTH+1)-1:0]);
+    assign s_axis_tready = (count != CW'(DEPTH));
     assign m_axis_tvalid = head_v;
     assign m_axis_tdata  = head;
+
+    wire logic [AW-1:0] wr_next = (WRAP && wr_ptr == AW'(DEPTH - 1)) ? AW'(0) : wr_ptr + 1'b1;
+    wire logic [AW-1:0] rd_next = (WRAP && rd_ptr == AW'(DEPTH - 1)) ? AW'(0) : rd_ptr + 1'b1;
 
     always_ff @(posedge clk) begin
         // Every pushed beat is written at wr_ptr, a free slot; a bypassed one simply leaves wr_ptr where it
@@ -61,20 +71,14 @@ module pqhw_fifo #(
         if (rst) begin
             wr_ptr <= '0;
             rd_ptr <= '0;
-            held   <= '0;
             head_v <= 1'b0;
             count  <= '0;
         end else begin
             if (write) begin
-                wr_ptr <= (wr_ptr == AW'(DEPTH - 1)) ? '0 : wr_ptr + 1'b1;
+                wr_ptr <= wr_next;
             end
             if (from_mem) begin
-                rd_ptr <= (rd_ptr == AW'(DEPTH - 1)) ? '0 : rd_ptr + 1'b1;
-            end
-            if (write && !from_mem) begin
-                held <= held + 1'b1;
-            end else if (from_mem && !write) begin
-                held <= held - 1'b1;
+                rd_ptr <= rd_next;
             end
             if (load) begin
                 head_v <= from_mem || bypass;

@@ -7,7 +7,8 @@ from sim.blocks import run_stream_block
 pytestmark = pytest.mark.sim
 
 
-@pytest.mark.parametrize("depth,bits", [(1, 1), (5, 12)])
+# 5 and 16: pointers count modulo a power of two; 40: they wrap at DEPTH (64 slots would need more RAM).
+@pytest.mark.parametrize("depth,bits", [(1, 1), (5, 12), (16, 2), (40, 3)])
 def test_fifo(depth, bits, tmp_path, build_root):
     x = np.random.default_rng(depth).integers(0, 1 << bits, (30, 2))
     res = run_stream_block("pqhw_fifo", {"WIDTH": bits, "DEPTH": depth}, x, bits, 1, 1, "icarus",
