@@ -12,7 +12,12 @@ The last layer is a DQ-quantized linear layer alone; its logits go to the arg-ma
 `to_brevitas()` gives the plain Brevitas network `pqhw export` writes: pruned channels removed (output rows of
 W_l, entries of BN_l, input columns of W_l+1: for a linear layer after a convolution, the H*W flattened
 positions of each removed channel), gate means and the activation's q_s folded into the batch norm, and each
-layer's learned bit widths as its int{b} / uint{b} datatypes, with the learned steps as fixed scales.
+layer's learned bit widths as its int{b} / uint{b} datatypes, with the learned steps as fixed scales. The
+classifier and its input are the exception: exported at scale 1 (the last batch norm divided by its
+activation's step, the last weights as their integers), so the exported logits are the integer logits
+divided by a positive constant, computed by float32 Brevitas and QONNX exactly (integer products and sums
+below 2^24). With learned scales there, a float32 sum over 8-bit x 8-bit terms strays from the integer grid
+by more than export's check allows (digits_djpq_cnn: 0.04 of a step).
 """
 from __future__ import annotations
 
@@ -308,11 +313,14 @@ class ExportNet(nn.Module):
                                 f"{2 ** q.hw_bits() - 1} = 2^{q.hw_bits()}-1, so no uint{q.hw_bits()} holds it "
                                 "exactly; export needs method.restrict: integer or pow2")
         body, units, flat = [], torch.arange(net.blocks[0].in_units), False
-        for b in net.blocks:
+        last_hidden = max(i for i, b in enumerate(net.blocks) if b.hidden) if len(net.blocks) > 1 else -1
+        for i, b in enumerate(net.blocks):
             rows = _kept(b.gate) if b.hidden else torch.arange(b.out_features)
             step = float(b.wq.step())
             bits = b.wq.hw_bits()
             w = b.wq(b.weight)[rows]
+            if not b.hidden:  # the classifier on the integer grid: its logits are integers (see below)
+                w, step = torch.round(w / step), 1.0
             if b.kind == "conv":
                 layer = qnn.QuantConv2d(len(units), len(rows), b.kernel, padding=b.padding, bias=False,
                                         weight_quant=_weight_quant(bits, step))
@@ -330,11 +338,13 @@ class ExportNet(nn.Module):
                 bn = (nn.BatchNorm2d if b.kind == "conv" else nn.BatchNorm1d)(len(rows), eps=b.bn.eps)
                 bn.running_mean.copy_(b.bn.running_mean[rows])
                 bn.running_var.copy_(b.bn.running_var[rows])
-                bn.weight.copy_(b.bn.weight[rows] * z)
-                bn.bias.copy_(b.bn.bias[rows] * z - b.aq.q_s)
+                a_step = float(b.aq.step())
+                # the classifier's input grid at scale 1: its batch norm divided by the step, same integers
+                div = a_step if i == last_hidden else 1.0
+                bn.weight.copy_(b.bn.weight[rows] * z / div)
+                bn.bias.copy_((b.bn.bias[rows] * z - b.aq.q_s) / div)
                 a_bits = b.aq.hw_bits()
-                body += [bn, qnn.QuantReLU(act_quant=_act_quant(a_bits, float(b.aq.step())),
-                                           return_quant_tensor=False)]
+                body += [bn, qnn.QuantReLU(act_quant=_act_quant(a_bits, a_step / div), return_quant_tensor=False)]
                 if b.kind == "conv" and b.pool > 1:
                     body.append(nn.MaxPool2d(b.pool))
             units = rows

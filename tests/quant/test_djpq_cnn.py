@@ -72,8 +72,9 @@ def test_conv_channel_removal_keeps_the_integers():
     with torch.no_grad():
         a, b = net(x), exp(x)
     scale = float(net.blocks[-1].wq.step()) * float(net.blocks[1].aq.step())
-    ia, ib = torch.round(a / scale), torch.round(b / scale)
-    assert torch.allclose(a / scale, ia, atol=0.05) and torch.equal(ia, ib)
+    ia = torch.round(a / scale)
+    assert torch.allclose(a / scale, ia, atol=0.05)
+    assert torch.equal(ia, b)  # the export's logits are the integers themselves
     assert len(set(ia.argmax(1).tolist())) > 1   # the logits are not constant
 
 
