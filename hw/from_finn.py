@@ -11,7 +11,7 @@ def graph_from_finn(model) -> Graph:
     layers = []
     prev_dtype = None
     for node in model.graph.node:
-        kind = kinds.for_finn_op(node.op_type)
+        kind = kinds.for_finn_op(node.op_type, model, node)
         if kind is None:
             raise UserError(f"node {node.name} ({node.op_type}) has no pqhw hardware; supported: "
                             f"{', '.join(kinds.finn_ops())}")

@@ -25,12 +25,16 @@ def layer_union():
     return Annotated[Union[kinds], Field(discriminator="kind")] if len(kinds) > 1 else kinds[0]
 
 
-def for_finn_op(op_type: str) -> type[LayerKind] | None:
-    return next((k for k in KINDS.values() if op_type in k.finn_ops), None)
+def for_finn_op(op_type: str, model=None, node=None) -> type[LayerKind] | None:
+    """The kind that reads a FINN op; a kind with a `claims(model, node)` classmethod (e.g. alq, which reads
+    some MVAUs) is asked first and takes only the nodes it claims."""
+    cands = sorted((k for k in KINDS.values() if op_type in k.finn_ops), key=lambda k: not hasattr(k, "claims"))
+    return next((k for k in cands if not hasattr(k, "claims") or (node is not None and k.claims(model, node))),
+                None)
 
 
 def finn_ops() -> list[str]:
-    return sorted(op for k in KINDS.values() for op in k.finn_ops)
+    return sorted({op for k in KINDS.values() for op in k.finn_ops})
 
 
 def for_module(module: str) -> type[LayerKind]:

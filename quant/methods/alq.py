@@ -94,12 +94,19 @@ class Config(BaseModel):
     eps: float = Field(1e-8, gt=0)
     batch_norm: bool = Field(False, description="BatchNorm before each hidden activation (see alq_net)")
     pow2: bool = Field(False, description="alpha and gamma rounded to powers of two (exact integer hardware)")
+    exp_window: int | None = Field(None, ge=0, le=16, description="pow2: a layer's alpha within 2^-W of its "
+                                   "largest (smaller ones raised to it), bounding the integer weights")
+    act_levels: Literal["free", "uniform"] = Field("free", description="uniform: gamma_k = g 2^k, x_ref = "
+                                                   "sum gamma (levels 0, 2g, ..): unsigned integer activations")
+    classifier_bias: bool = Field(True, description="the last layer's float bias (hardware needs it off)")
 
     @model_validator(mode="after")
     def _check(self):
         if self.target_bits > self.max_bits:
             raise ValueError(f"target_bits {self.target_bits} is above max_bits {self.max_bits}: pruning only "
                              "removes bases")
+        if self.exp_window is not None and not self.pow2:
+            raise ValueError("exp_window bounds power-of-two coordinates; set pow2: true or drop exp_window")
         if not all(0 <= b < 1 for b in self.betas):
             raise ValueError(f"betas {list(self.betas)}: each in [0, 1)")
         return self
@@ -110,8 +117,10 @@ def build_model(run_cfg, m: Config, image_shape, classes) -> ALQNet:
 
 
 def export_model(run_cfg, m: Config, model) -> nn.Module:
-    raise UserError("method alq: export to QONNX / hardware is not built yet (multi-bit xnor layers need their "
-                    "own layer kind); the trained bases are in DIR/model.pt")
+    """The Brevitas network equal to the trained ALQNet, integer for integer (quant.methods.alq_export)."""
+    from quant.methods.alq_export import brevitas_net
+
+    return brevitas_net(run_cfg, m, model)
 
 
 # -------------------------------------------------------------------------------------------- schedule

@@ -31,8 +31,10 @@ class ALQWeight(nn.Module):
     """A weight tensor as binary bases per group, with the AMSGrad moments of both domains as buffers (so a
     checkpoint of the state dict resumes an optimiser exactly)."""
 
-    def __init__(self, shape: tuple[int, ...], structure: str, max_bits: int, pow2: bool, where: str):
+    def __init__(self, shape: tuple[int, ...], structure: str, max_bits: int, pow2: bool, where: str,
+                 exp_window: int | None = None):
         super().__init__()
+        self.exp_window = exp_window
         self.shape = tuple(shape)
         self.kind, self.k = ab.parse_structure(structure, self.shape, where)
         self.structure = structure
@@ -56,9 +58,19 @@ class ALQWeight(nn.Module):
         return {k: getattr(self, f"{dom}_{k}") for k in ("m", "v", "vmax", "step")}
 
     def coords(self) -> torch.Tensor:
-        """The coordinates the forward uses: alpha of the live bases (power-of-two rounded with pow2)."""
+        """The coordinates the forward uses: alpha of the live bases (power-of-two rounded with pow2). With
+        `exp_window` W (pow2 only) a live alpha below 2^(e_max - W), e_max the layer's largest exponent, is
+        raised to it, so the layer's integer weights need at most W + log2(I_max) + 2 bits."""
         a = self.alpha * self.mask
-        return ab.pow2(a) if self.pow2 else a
+        if not self.pow2:
+            return a
+        a = ab.pow2(a)
+        if self.exp_window is not None and bool((self.mask > 0).any()):
+            top = float(a.max())
+            if top > 0:
+                floor = top * 2.0 ** -self.exp_window
+                a = torch.where(self.mask > 0, a.clamp_min(floor), torch.zeros_like(a))
+        return a
 
     def w_hat_groups(self) -> torch.Tensor:
         return ab.reconstruct(self.B, self.coords(), self.mask)
@@ -161,9 +173,10 @@ class ALQWeight(nn.Module):
 
 
 class ALQLinear(nn.Module):
-    def __init__(self, c_in: int, c_out: int, bias: bool, structure: str, max_bits: int, pow2: bool, where: str):
+    def __init__(self, c_in: int, c_out: int, bias: bool, structure: str, max_bits: int, pow2: bool, where: str,
+                 exp_window: int | None = None):
         super().__init__()
-        self.w = ALQWeight((c_out, c_in), structure, max_bits, pow2, where)
+        self.w = ALQWeight((c_out, c_in), structure, max_bits, pow2, where, exp_window)
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
 
     @property
@@ -178,9 +191,9 @@ class ALQConv2d(nn.Module):
     """A valid convolution, stride 1, as quant.layers builds them."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, bias: bool, structure: str, max_bits: int, pow2: bool,
-                 where: str):
+                 where: str, exp_window: int | None = None):
         super().__init__()
-        self.w = ALQWeight((c_out, c_in, kernel, kernel), structure, max_bits, pow2, where)
+        self.w = ALQWeight((c_out, c_in, kernel, kernel), structure, max_bits, pow2, where, exp_window)
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
 
     @property
@@ -201,28 +214,48 @@ class ALQAct(nn.Module):
     they start uniform over [0, the 99th percentile] of the first batch. The step has no gradient, so the
     backward pass is the straight-through one of PACT (which Sec. 4 follows): 1 where 0 < x <= the top level,
     0 elsewhere. The paper's no-approximation claim is about weights; activations need this one. Disabled
-    (pre-training) it is a ReLU."""
+    (pre-training) it is a ReLU.
 
-    def __init__(self, bits: int, momentum: float, pow2: bool):
+    `uniform` (not in the paper; method.act_levels: uniform) ties the bases to gamma_k = g 2^k and x_ref to
+    sum_k gamma_k, so the levels are 0, 2g, 4g, ..., (2^I_x - 1) 2g: the activation is an unsigned I_x-bit
+    integer times the step 2g, and D's bit k is bit k of that integer. The level is taken as Brevitas'
+    QuantReLU takes it, clamp(round_half_even(x / step), 0, 2^I_x - 1), and the running average fits the one
+    step; with pow2 the step is a power of two. That is what lets hardware compute it with thresholds."""
+
+    def __init__(self, bits: int, momentum: float, pow2: bool, uniform: bool = False):
         super().__init__()
-        self.bits, self.momentum, self.pow2 = bits, momentum, pow2
+        self.bits, self.momentum, self.pow2, self.uniform = bits, momentum, pow2, uniform
         self.register_buffer("x_ref", torch.zeros(()))
         self.register_buffer("gamma", torch.zeros(bits))
         self.register_buffer("ready", torch.zeros((), dtype=torch.bool))
         self.register_buffer("enabled", torch.zeros((), dtype=torch.bool))
         self.register_buffer("codes", ab.all_codes(bits))
 
+    def step(self) -> torch.Tensor:
+        """Uniform levels: the distance between two levels (2 g, a power of two with pow2)."""
+        g = ab.pow2(self.gamma[:1]) if self.pow2 else self.gamma[:1]
+        return 2 * g[0]
+
     def coords(self) -> torch.Tensor:
+        if self.uniform:
+            return self.step() / 2 * 2.0 ** torch.arange(self.bits, dtype=self.gamma.dtype)
         return ab.pow2(self.gamma) if self.pow2 else self.gamma
+
+    def reference(self) -> torch.Tensor:
+        return self.coords().sum() if self.uniform else self.x_ref
 
     def levels(self):
         """(sorted level values [2^I], their codes [2^I, I])."""
-        vals = self.x_ref + self.codes @ self.coords()
+        vals = self.reference() + self.codes @ self.coords()
         vals, order = vals.sort()
         return vals, self.codes[order]
 
     def encode(self, r: torch.Tensor):
         vals, codes = self.levels()
+        if self.uniform:
+            step = self.step()
+            idx = torch.clamp(torch.round(r / step), 0, (1 << self.bits) - 1)
+            return idx * step, codes[idx.long()]
         idx = torch.bucketize(r, (vals[1:] + vals[:-1]) / 2)
         return vals[idx], codes[idx]
 
@@ -231,6 +264,11 @@ class ALQAct(nn.Module):
         flat = r.flatten()
         sample = flat[torch.linspace(0, len(flat) - 1, min(len(flat), 100_000)).long()]
         top = max(float(torch.quantile(sample, 0.99)), 1e-3)
+        if self.uniform:
+            self.gamma.fill_(top / ((1 << self.bits) - 1) / 2)
+            self.x_ref.copy_(self.reference())
+            self.ready.fill_(True)
+            return
         steps = 2.0 ** torch.arange(self.bits - 1, -1, -1, dtype=torch.float32)
         self.gamma.copy_(top / 2 * steps / steps.sum())
         self.x_ref.fill_(top / 2)
@@ -238,11 +276,20 @@ class ALQAct(nn.Module):
 
     @torch.no_grad()
     def _update(self, r: torch.Tensor, d: torch.Tensor) -> None:
+        mom = self.momentum
+        if self.uniform:
+            # r ~ step * q with q = sum_k 2^k (d_k + 1) / 2, the level index; least squares in the one step
+            q = ((d.reshape(-1, self.bits) + 1) / 2) @ (2.0 ** torch.arange(self.bits, dtype=r.dtype))
+            qq = float((q * q).sum())
+            if qq > 0:
+                g = float((q * r.reshape(-1)).sum()) / qq / 2
+                self.gamma.mul_(mom).add_((1 - mom) * g)
+            self.x_ref.copy_(self.reference())
+            return
         a = torch.cat([torch.ones(r.numel(), 1), d.reshape(-1, self.bits)], 1)
         gram = a.T @ a + 1e-6 * r.numel() * torch.eye(self.bits + 1)
         theta = torch.linalg.solve(gram, a.T @ r.reshape(-1))
         x_ref, gamma = theta[0].clamp_min(0.0), theta[1:].abs()
-        mom = self.momentum
         self.x_ref.mul_(mom).add_((1 - mom) * x_ref)
         self.gamma.mul_(mom).add_((1 - mom) * gamma)
 
@@ -280,8 +327,9 @@ class ALQNet(nn.Module):
         c, h, w = self.image_shape if len(self.image_shape) == 3 else (1, 1, self.image_shape[0])
         blocks: list[nn.Module] = []
         flattened = not self.has_conv
-        q = dict(max_bits=m.max_bits, pow2=m.pow2)
+        q = dict(max_bits=m.max_bits, pow2=m.pow2, exp_window=m.exp_window)
         bn = m.batch_norm
+        uniform = m.act_levels == "uniform"
         for i, (layer, st) in enumerate(zip(layers, structures)):
             where = f"method.structures.{i}"
             if layer.kind == "conv":
@@ -291,7 +339,7 @@ class ALQNet(nn.Module):
                     raise UserError(f"model.layers.{i}.kernel: {layer.kernel} is larger than the {h}x{w} input")
                 blocks += [ALQConv2d(c, layer.channels, layer.kernel, not bn, st, where=where, **q),
                            nn.BatchNorm2d(layer.channels) if bn else nn.Identity(),
-                           ALQAct(m.act_bits, m.act_momentum, m.pow2)]
+                           ALQAct(m.act_bits, m.act_momentum, m.pow2, uniform)]
                 c, h, w = layer.channels, h - layer.kernel + 1, w - layer.kernel + 1
                 if layer.pool > 1:
                     blocks.append(nn.MaxPool2d(layer.pool))
@@ -301,10 +349,11 @@ class ALQNet(nn.Module):
                 blocks.append(nn.Flatten())
                 flattened = True
             last = i == n - 1
-            blocks.append(ALQLinear(c * h * w, layer.features, last or not bn, st, where=where, **q))
+            bias = m.classifier_bias if last else not bn
+            blocks.append(ALQLinear(c * h * w, layer.features, bias, st, where=where, **q))
             if not last:
                 blocks += [nn.BatchNorm1d(layer.features) if bn else nn.Identity(),
-                           ALQAct(m.act_bits, m.act_momentum, m.pow2)]
+                           ALQAct(m.act_bits, m.act_momentum, m.pow2, uniform)]
             c, h, w = layer.features, 1, 1
         self.body = nn.Sequential(*blocks)
 

@@ -14,7 +14,8 @@ def test_every_kind_names_its_ops_blocks_and_testbench():
     assert set(kinds.KINDS) >= {"mvau", "threshold", "label_select", "swg", "pool", "pad"}
     for name, k in kinds.KINDS.items():
         assert k.finn_ops and k.rtl_modules and k.testbench, name
-        assert kinds.for_finn_op(k.finn_ops[0]) is k
+        if not hasattr(k, "claims"):  # a claiming kind (alq) reads only the nodes it claims; tested with it
+            assert kinds.for_finn_op(k.finn_ops[0]) is k
         for module in k.rtl_modules:
             assert kinds.for_module(module) is k
             assert all(p.is_file() for p in rtl_sources(module, *k.rtl_modules[module])), module
