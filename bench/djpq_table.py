@@ -1,22 +1,25 @@
-"""The DJPQ comparison on digits (paper 001, Table 1 layout): every baseline and DJPQ on one MLP and split.
+"""The DJPQ comparison (paper 001, Table 1 layout): every baseline and DJPQ on one network and split, for
+each of MODELS (the digits MLP and the digits CNN by default; LeNet-5 on mnist5k with --models lenet5).
 
-run(out_path) trains each row from configs/digits_djpq.yaml with only the method section changed, over
-SEEDS (mean, std and every run per row), writes the rows as JSON to out_path and, beside it, PNG plots of the
-learned bit widths and pruning ratios per
-layer (paper Figs. 1-4) and of accuracy against BOPs.
+run(out_path) trains each row from the model's config with only the method section changed, over SEEDS
+(mean, std and every run per row), one training thread each, writes the rows as JSON to out_path (each row
+names its model) and, beside it, PNG plots per model of the learned bit widths and pruning ratios per layer
+(paper Figs. 1-4) and of accuracy against BOPs.
 """
 from __future__ import annotations
 
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = ROOT / "configs" / "digits_djpq.yaml"
+MODELS = {"mlp": "digits_djpq", "cnn": "digits_djpq_cnn", "lenet5": "mnist5k_lenet5_djpq"}
+DEFAULT_MODELS = ("mlp", "cnn")
+TITLES = {"mlp": "digits MLP 64-64-64-10", "cnn": "digits CNN conv16-conv32-pool-fc10",
+          "lenet5": "LeNet-5 on mnist5k"}
 
 ROWS = [
     ("fixed 8/8", {"variant": "fixed", "fixed_bits": [8, 8]}),
@@ -30,7 +33,8 @@ ROWS = [
     ("DJPQ", {"variant": "djpq", "restrict": "none"}),
     ("DJPQ-restrict", {"variant": "djpq", "restrict": "pow2"}),
 ]
-KEEP = ("test_accuracy", "float_accuracy", "macs", "bops", "float_bops", "mac_compression", "bop_compression",
+KEEP = ("test_accuracy", "float_accuracy", "macs", "bops", "float_macs", "float_bops", "mac_compression",
+        "bop_compression",
         "weight_bits_per_layer", "act_bits_per_layer", "pruned_channels_ratio", "layer_pruning_ratio",
         "kept_channels", "hardware_runnable", "train_seconds")
 SEEDS = (0, 1, 2)
@@ -43,15 +47,16 @@ def _summary(values) -> dict:
             "std": round(statistics.stdev(values), 6) if len(values) > 1 else 0.0}
 
 
-def _config(overrides: dict, seed: int = 0) -> dict:
-    cfg = yaml.safe_load(BASE.read_text())
+def _config(model: str, overrides: dict, seed: int = 0) -> dict:
+    cfg = yaml.safe_load((ROOT / "configs" / f"{MODELS[model]}.yaml").read_text())
     cfg["training"]["seed"] = seed
+    cfg["training"]["threads"] = 1
     method = {k: v for k, v in cfg["method"].items() if k not in ("variant", "restrict", "fixed_bits")}
     cfg["method"] = {**method, **overrides}
     return cfg
 
 
-def train_rows(work: Path) -> list[dict]:
+def train_rows(work: Path, model: str = "mlp") -> list[dict]:
     import torch
 
     from common.errors import UserError
@@ -59,22 +64,23 @@ def train_rows(work: Path) -> list[dict]:
     from quant.train import train_run
 
     torch.set_num_threads(1)
+    base = ROOT / "configs" / f"{MODELS[model]}.yaml"
     rows = []
     for label, overrides in ROWS:
         runs, diverged = [], []
         for seed in SEEDS:
-            cfg = parse_config(_config(overrides, seed), f"{BASE} ({label})")
+            cfg = parse_config(_config(model, overrides, seed), f"{base} ({label})")
             try:
-                m = train_run(cfg, work / f"{label.replace(' ', '_').replace('/', '-')}_{seed}",
+                m = train_run(cfg, work / model / f"{label.replace(' ', '_').replace('/', '-')}_{seed}",
                               show_progress=False)
             except UserError as e:  # a diverged seed is reported with the row, not averaged
                 diverged.append({"seed": seed, "error": str(e)})
                 continue
             runs.append({**{k: m[k] for k in KEEP}, "seed": seed})
         if not runs:
-            rows.append({"row": label, "method": overrides, "diverged": diverged})
+            rows.append({"model": model, "row": label, "method": overrides, "diverged": diverged})
             continue
-        rows.append({"row": label, "diverged": diverged, "seeds": [r["seed"] for r in runs],
+        rows.append({"model": model, "row": label, "diverged": diverged, "seeds": [r["seed"] for r in runs],
                      "bit_width": "/".join(map(str, overrides["fixed_bits"]))
                      if "fixed_bits" in overrides else "mixed", "method": overrides,
                      **{k: _summary(r[k] for r in runs) for k in STATS},
@@ -82,15 +88,16 @@ def train_rows(work: Path) -> list[dict]:
                      "act_bits_per_layer": [r["act_bits_per_layer"] for r in runs],
                      "layer_pruning_ratio": runs[0]["layer_pruning_ratio"],
                      "kept_channels": [r["kept_channels"] for r in runs], "runs": runs})
-    first = rows[0]["runs"]
-    rows.insert(0, {"row": "float baseline", "bit_width": "32/32",
+    first = next(r["runs"] for r in rows if "runs" in r)
+    rows.insert(0, {"model": model, "row": "float baseline", "bit_width": "32/32",
                     "test_accuracy": _summary(r["float_accuracy"] for r in first),
-                    "macs": _summary(r["macs"] for r in first), "bops": _summary(r["float_bops"] for r in first),
+                    "macs": _summary(r["float_macs"] for r in first),
+                    "bops": _summary(r["float_bops"] for r in first),
                     "mac_compression": _summary([1.0]), "bop_compression": _summary([1.0])})
     return rows
 
 
-def plot(rows: list[dict], out_dir: Path) -> list[Path]:
+def plot(rows: list[dict], out_dir: Path, model: str = "mlp") -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,7 +114,7 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     axes[1].set(title="learned activation bits per layer", xlabel="layer (output activation)", ylabel="bits")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    paths.append(out_dir / "djpq_bits.png")
+    paths.append(out_dir / f"djpq_{model}_bits.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
@@ -118,7 +125,7 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     ax.set(title="layer-wise pruning ratio P_l (eq. 14)", xlabel="layer", ylabel="P_l", ylim=(0, 1))
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths.append(out_dir / "djpq_pruning.png")
+    paths.append(out_dir / f"djpq_{model}_pruning.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
@@ -128,9 +135,9 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
                     fmt="o")
         ax.annotate(r["row"], (r["bops"]["mean"], 100 * r["test_accuracy"]["mean"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
-    ax.set(xscale="log", xlabel="BOPs (log)", ylabel="test accuracy (%)", title="digits MLP: accuracy vs BOPs")
+    ax.set(xscale="log", xlabel="BOPs (log)", ylabel="test accuracy (%)", title=f"{TITLES[model]}: accuracy vs BOPs")
     fig.tight_layout()
-    paths.append(out_dir / "djpq_acc_vs_bops.png")
+    paths.append(out_dir / f"djpq_{model}_acc_vs_bops.png")
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return paths
@@ -154,17 +161,27 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(out_path) -> list[dict]:
+def run(out_path, models=DEFAULT_MODELS) -> list[dict]:
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    rows, tables = [], []
     with tempfile.TemporaryDirectory() as work:
-        rows = train_rows(Path(work))
-    out_path.write_text(json.dumps(rows, indent=2) + "\n")
-    plot(rows, out_path.parent)
-    (out_path.with_suffix(".md")).write_text(table(rows) + "\n")
+        for model in models:
+            mine = train_rows(Path(work), model)
+            rows += mine
+            plot(mine, out_path.parent, model)
+            tables.append(f"{TITLES[model]} ({MODELS[model]}):\n\n{table(mine)}\n")
+            out_path.write_text(json.dumps(rows, indent=2) + "\n")  # each model's rows as soon as they exist
+    (out_path.with_suffix(".md")).write_text("\n".join(tables))
     return rows
 
 
 if __name__ == "__main__":
-    result = run(sys.argv[1] if len(sys.argv) > 1 else ROOT / "bench" / "out" / "djpq_table.json")
-    print(table(result))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("out", nargs="?", type=Path, default=ROOT / "bench" / "out" / "djpq_table.json")
+    ap.add_argument("--models", nargs="+", choices=sorted(MODELS), default=list(DEFAULT_MODELS))
+    args = ap.parse_args()
+    result = run(args.out, args.models)
+    print(args.out.with_suffix(".md").read_text())
