@@ -237,10 +237,14 @@ def test_bad_structures_are_one_line_user_errors(structures, match):
     assert "\n" not in str(e.value)
 
 
-def test_export_says_it_is_not_built():
-    cfg = _cfg()
-    with pytest.raises(UserError, match="not built yet"):
-        alq.export_model(cfg, cfg.method_parts()[1], None)
+def test_export_refuses_free_levels_in_one_line():
+    """The paper's free x_ref + D gamma levels have no exact integer route (tests/quant/test_alq_export.py)."""
+    from quant.build import make_model
+
+    cfg = _cfg(pow2=True)
+    with pytest.raises(UserError, match="act_levels: 'free' levels") as e:
+        alq.export_model(cfg, cfg.method_parts()[1], make_model(cfg, (64,), 10))
+    assert "\n" not in str(e.value)
 
 
 # -------------------------------------------------------------------------------------- tiny runs
