@@ -27,11 +27,13 @@ BENCHMARKS = {
     "mnist5k": "bench.mnist5k:run",
     "finn_zoo": "bench.finn_zoo:run",
     "alq": "bench.alq_table:run",
+    "alq_hw": "bench.alq_table:run_hw",
     "admm": "bench.admm_table:run",
     "sparsity_luts": "bench.sparsity_luts:run",
     "rtllib_blocks": "bench.rtllib_compare:run",
     "synth_time": "bench.synth_time:run",
     "conv_nets": "bench.conv_nets:run",
+    "lut_efficiency": "bench.lut_efficiency:run",
     "sweep": "bench.sweep_bench:run",
     "board_training": "bench.board_training:run",
 }
