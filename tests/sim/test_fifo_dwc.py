@@ -8,11 +8,13 @@ pytestmark = pytest.mark.sim
 
 
 # 5 and 16: pointers count modulo a power of two; 40: they wrap at DEPTH (64 slots would need more RAM).
-@pytest.mark.parametrize("depth,bits", [(1, 1), (5, 12), (16, 2), (40, 3)])
-def test_fifo(depth, bits, tmp_path, build_root):
+# pipe: read through the RAM's register and the head (the block-RAM form), forced by PIPE_MIN_BITS = 1.
+@pytest.mark.parametrize("depth,bits,pipe", [(1, 1, False), (5, 12, False), (16, 2, False), (40, 3, False),
+                                             (5, 12, True), (40, 3, True)])
+def test_fifo(depth, bits, pipe, tmp_path, build_root):
     x = np.random.default_rng(depth).integers(0, 1 << bits, (30, 2))
-    res = run_stream_block("pqhw_fifo", {"WIDTH": bits, "DEPTH": depth}, x, bits, 1, 1, "icarus",
-                           build_root, tmp_path)
+    params = {"WIDTH": bits, "DEPTH": depth, **({"PIPE_MIN_BITS": 1} if pipe else {})}
+    res = run_stream_block("pqhw_fifo", params, x, bits, 1, 1, "icarus", build_root, tmp_path)
     assert res["mismatches"] == 0 and res["frames"] == 30
     assert res["cycles_per_frame"] == (2 if depth > 1 else 4)
 
