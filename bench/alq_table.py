@@ -64,3 +64,75 @@ def run(work: Path, rows=ROWS) -> dict:
         out.append({"config": name, "target_bits": bits, **{k: m[k] for k in KEEP}})
         (work / "alq_table.md").write_text(table(out) + "\n")
     return {"rows": out, "paper": PAPER, "table": str(work / "alq_table.md")}
+
+
+# ------------------------------------------------------------------------------------------------ hardware
+# ALQ nets for hardware (configs/digits_alq_hw.yaml at two targets) next to the binary and 2-bit nets of the
+# same 64-64-64-10 topology, each compiled at the same frame budget and verified in RTL simulation.
+# Rows: (config, target bits or None for a plain quantized config, method overrides).
+HW_ROWS = [("digits_alq_hw", 1.0, {}), ("digits_alq_hw", 2.0, {}), ("digits_alq_hw", 1.0, {"mantissa_bits": 1}),
+           ("digits_w1a1", None, {}), ("digits_w2a2", None, {}),
+           ("mnist5k_alq_mlp_hw", 1.0, {}), ("mnist5k_tfc_w1a1", None, {}), ("mnist5k_tfc_w2a2", None, {})]
+HW_FPS, HW_CLOCK_MHZ, HW_VECTORS = 25_000, 100.0, 64
+
+
+def hw_table(rows: list[dict]) -> str:
+    lines = [f"Hardware at {HW_FPS:,} frames/s and {HW_CLOCK_MHZ:g} MHz (ECP5 estimate; RTL simulation on the test "
+             f"split + {HW_VECTORS} random vectors):", "",
+             "| config | weight bits | act bits | test acc | est. LUTs | est. FFs | BRAMs | cycles (measured) | "
+             "mismatches |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        extra = "".join(f", {k} {v}" for k, v in r["overrides"].items())
+        lines.append(f"| {r['config']}{extra} | {r['weight_bits']} | {r['act_bits']} | "
+                     f"{100 * r['test_accuracy']:.2f} % | "
+                     f"{r['est_luts']:,} | {r['est_ffs']:,} | {r['brams']} | {r['expected_cycles']:,} "
+                     f"({r['measured_cycles']:g}) | {r['mismatches']} / {r['vectors']} |")
+    return "\n".join(lines)
+
+
+def _hw_config(name: str, bits: float | None, overrides: dict) -> dict:
+    if bits is not None:
+        cfg = _config(name, bits)
+    else:
+        cfg = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+        cfg["name"] = name
+    if overrides:
+        cfg["method"].update(overrides)
+    cfg["name"] += "".join(f"_{k}{v}" for k, v in overrides.items())
+    return cfg
+
+
+def run_hw(work: Path, rows=HW_ROWS) -> dict:
+    """Train, export, compile at HW_FPS and verify each row; hardware columns next to accuracy."""
+    import json
+
+    from hw.compile import compile_model
+    from quant.config import parse_config
+    from quant.export import export_run
+    from quant.train import train_run
+    from sim.verify import verify
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, bits, overrides in rows:
+        cfg = parse_config(_hw_config(name, bits, overrides), f"{name}.yaml")
+        run_dir = work / cfg.name
+        m = train_run(cfg, run_dir, show_progress=False)
+        export_run(run_dir)
+        rep = compile_model(run_dir / "model.qonnx.onnx", run_dir / "hw", target_fps=HW_FPS, clock_mhz=HW_CLOCK_MHZ)
+        rec = verify(run_dir / "hw", vectors=HW_VECTORS, sim="verilator", seed=1)
+        comp = json.loads((run_dir / "hw" / "compile.json").read_text())
+        est = comp["estimate_total"]
+        wbits = m.get("avg_weight_bits") or round(m["weight_bits_total"] / m["params"], 3)
+        out.append({"config": name, "target_bits": bits, "overrides": overrides, "weight_bits": wbits,
+                    "act_bits": m.get("act_bits") or cfg.model.layers[0].act,
+                    "test_accuracy": m["test_accuracy"], "float_accuracy": m.get("float_accuracy"),
+                    "est_luts": est["luts"], "est_ffs": est["ffs"], "brams": est["brams"],
+                    "layers": [{k: l.get(k) for k in ("name", "kind", "pe", "simd", "est_luts", "expected_cycles")}
+                               for l in comp["layers"]],
+                    "expected_cycles": rec["expected_cycles_per_frame"], "measured_cycles": rec["cycles_per_frame"],
+                    "mismatches": rec["mismatches"], "vectors": rec["vectors"],
+                    "compile_seconds": rep.get("compile_seconds", comp.get("compile_seconds"))})
+        (work / "alq_hw_table.md").write_text(hw_table(out) + "\n")
+    return {"rows": out, "fps": HW_FPS, "clock_mhz": HW_CLOCK_MHZ, "table": str(work / "alq_hw_table.md")}

@@ -40,6 +40,14 @@ Where this departs from the paper, and why:
 - `pow2: true` (not in the paper) rounds every alpha and gamma to the nearest power of two in the forward
   pass and in eq. 13/19, so the xnor-popcount sums of a hardware layer are exact integers after a shift; the
   gradients of eq. 14 then update the unrounded alpha, a straight-through step the paper does not need.
+- Hardware options (not in the paper; defaults keep the paper's behaviour; quant/methods/alq_export.py needs
+  all of them): `exp_window: W` keeps a layer's power-of-two alpha within 2^-W of its largest (smaller live
+  ones are raised to that floor), which bounds the integer weights; `act_levels: uniform` ties gamma_k = g 2^k
+  and x_ref = sum gamma, so the levels are 0, 2g, .., (2^I_x - 1) 2g (the paper fits x_ref and every gamma
+  freely; free levels are not uniform and have no exact integer route yet) and takes the nearest level as
+  Brevitas' QuantReLU does (round half to even, clamped); `classifier_bias: false` drops the last layer's
+  float bias, which the integer logits cannot hold. On digits at 1 bit, pow2 on the weights is what costs
+  accuracy (alq_net.ALQWeight; README, ALQ in hardware).
 - `prune_criterion: loss_per_bit` (not in the paper, default off) divides eq. 13 by the bits an alpha
   frees, for networks whose group sizes differ a lot.
 """
@@ -96,6 +104,8 @@ class Config(BaseModel):
     pow2: bool = Field(False, description="alpha and gamma rounded to powers of two (exact integer hardware)")
     exp_window: int | None = Field(None, ge=0, le=16, description="pow2: a layer's alpha within 2^-W of its "
                                    "largest (smaller ones raised to it), bounding the integer weights")
+    mantissa_bits: int = Field(1, ge=1, le=4, description="pow2: alpha as m 2^e with an m-bit mantissa (1: powers "
+                               "of two); hardware adds one shifted term per mantissa bit set")
     act_levels: Literal["free", "uniform"] = Field("free", description="uniform: gamma_k = g 2^k, x_ref = "
                                                    "sum gamma (levels 0, 2g, ..): unsigned integer activations")
     classifier_bias: bool = Field(True, description="the last layer's float bias (hardware needs it off)")
@@ -105,6 +115,8 @@ class Config(BaseModel):
         if self.target_bits > self.max_bits:
             raise ValueError(f"target_bits {self.target_bits} is above max_bits {self.max_bits}: pruning only "
                              "removes bases")
+        if self.mantissa_bits > 1 and not self.pow2:
+            raise ValueError("mantissa_bits rounds the coordinates of pow2; set pow2: true or drop mantissa_bits")
         if self.exp_window is not None and not self.pow2:
             raise ValueError("exp_window bounds power-of-two coordinates; set pow2: true or drop exp_window")
         if not all(0 <= b < 1 for b in self.betas):

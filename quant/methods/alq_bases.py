@@ -221,3 +221,14 @@ def pow2(x: torch.Tensor) -> torch.Tensor:
     """Nearest power of two in the log domain (0 stays 0): the optional power-of-two coordinates."""
     safe = torch.where(x > 0, x, torch.ones_like(x))
     return torch.where(x > 0, torch.exp2(torch.round(torch.log2(safe))), torch.zeros_like(x))
+
+
+def round_mantissa(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Nearest m 2^e with an m-bit mantissa m in {1, 1 + 2^(1-bits), .., 2 - 2^(1-bits)} (0 stays 0): the optional
+    fixed-point coordinates, a sum of at most `bits` powers of two each. bits = 1 is pow2 (log-domain nearest)."""
+    if bits <= 1:
+        return pow2(x)
+    safe = torch.where(x > 0, x, torch.ones_like(x))
+    e = torch.floor(torch.log2(safe))
+    unit = torch.exp2(e - (bits - 1))
+    return torch.where(x > 0, torch.round(safe / unit) * unit, torch.zeros_like(x))

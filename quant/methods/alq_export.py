@@ -2,14 +2,16 @@
 the ALQNet, and the binary bases that pqhw's `alq` layer kind builds its bit planes from.
 
 Why the integers are exact:
-- `pow2: true`: every live alpha is 2^e, so a weight w = sum_i 2^e_i beta_i is W_int 2^-f with f the layer's
-  smallest -e: the layer is an integer layer with a power-of-two per-tensor scale (`exp_window` bounds W_int).
+- `pow2: true`: every live alpha is 2^e (or, with `mantissa_bits` m, an m-bit mantissa times 2^e), so a weight
+  w = sum_i alpha_i beta_i is W_int 2^-f with f the smallest power of two the layer needs: an integer layer
+  with a power-of-two per-tensor scale (`exp_window` bounds W_int).
 - `act_levels: uniform`: an activation is step * q, q = 0 .. 2^I_x - 1, step a power of two, taken as Brevitas'
   QuantReLU takes it (alq_net.ALQAct), so FINN turns bias, scales and the step into integer thresholds.
 - `classifier_bias: false`: the logits are W_int q times one scale, which the arg-max absorbs.
 
 The bases travel in the QONNX file's metadata (`METADATA_KEY`): per layer and output channel the live bases
-as (shift, bit plane), W_int[r] = sum_i 2^shift_i (2 plane_i - 1). The hardware reads them back and checks
+as (shift, bit plane) terms, W_int[r] = sum_i 2^shift_i (2 plane_i - 1) (a basis whose alpha has several
+mantissa bits is as many terms with the same plane). The hardware reads them back and checks
 that they reproduce FINN's integer weights exactly (hw/kinds/alq.py). Everything else the export refuses in
 one line: free activation levels have no exact integer route yet, and only linear layers with channel-wise
 groups are built.
@@ -73,18 +75,19 @@ def check_exportable(run_cfg, m, model) -> None:
 
 
 def layer_integers(w) -> tuple[np.ndarray, int, list[list[tuple[int, str]]]]:
-    """(W_int [O, I], f, terms): the weights as integers times 2^-f, and per output channel its live bases as
-    (shift, plane as hex, bit j = input j, 1 for +1) with W_int[r] = sum 2^shift (2 plane - 1)."""
+    """(W_int [O, I], f, terms): the weights as integers times 2^-f, and per output channel its bases as terms
+    (shift, plane as hex, bit j = input j, 1 for +1) with W_int[r] = sum 2^shift (2 plane - 1): one term per
+    basis with power-of-two alpha, one per mantissa bit set with `mantissa_bits` > 1 (same plane)."""
     coords = w.coords().detach().double()
     mask = w.mask.detach() > 0
     live = coords[mask]
     if live.numel() == 0 or bool((live <= 0).any()):
-        raise UserError(f"{w.structure} layer of shape {list(w.shape)}: a live basis has alpha 0 (no power of "
-                        "two); retrain with pow2: true")
-    exps = torch.log2(live)
-    if not bool((exps == torch.round(exps)).all()):
-        raise UserError("ALQ layer: alpha are not powers of two; retrain with pow2: true")
-    f = int(-exps.min())
+        raise UserError(f"ALQ layer of shape {list(w.shape)}: a live basis has alpha 0 (no power of two); retrain "
+                        "with pow2: true and exp_window set")
+    f = next((f for f in range(-64, 65) if bool(torch.all(live * 2.0 ** f == torch.round(live * 2.0 ** f)))), None)
+    if f is None:
+        raise UserError("ALQ layer: alpha are not on a power-of-two grid; retrain with pow2: true")
+    ints = torch.round(coords * 2.0 ** f).long()
     b = w.B.detach() > 0  # [G, n, I]
     terms: list[list[tuple[int, str]]] = []
     w_int = np.zeros((w.groups, w.n), dtype=np.int64)
@@ -93,10 +96,11 @@ def layer_integers(w) -> tuple[np.ndarray, int, list[list[tuple[int, str]]]]:
         for i in range(w.max_bits):
             if not bool(mask[g, i]):
                 continue
-            shift = int(round(math.log2(float(coords[g, i])))) + f
             plane = b[g, :, i].numpy()
-            w_int[g] += (2 * plane.astype(np.int64) - 1) << shift
-            row.append((shift, hex(int("".join("1" if v else "0" for v in plane[::-1]), 2))))
+            code = hex(int("".join("1" if v else "0" for v in plane[::-1]), 2))
+            c = int(ints[g, i])
+            w_int[g] += (2 * plane.astype(np.int64) - 1) * c
+            row += [(k, code) for k in range(c.bit_length()) if c >> k & 1]
         terms.append(row)
     w_hat = w.w_hat().detach().double().numpy().reshape(w.groups, w.n)
     if not np.array_equal(w_hat * 2.0 ** f, w_int.astype(np.float64)):

@@ -32,9 +32,9 @@ class ALQWeight(nn.Module):
     checkpoint of the state dict resumes an optimiser exactly)."""
 
     def __init__(self, shape: tuple[int, ...], structure: str, max_bits: int, pow2: bool, where: str,
-                 exp_window: int | None = None):
+                 exp_window: int | None = None, mantissa_bits: int = 1):
         super().__init__()
-        self.exp_window = exp_window
+        self.exp_window, self.mantissa_bits = exp_window, mantissa_bits
         self.shape = tuple(shape)
         self.kind, self.k = ab.parse_structure(structure, self.shape, where)
         self.structure = structure
@@ -60,11 +60,12 @@ class ALQWeight(nn.Module):
     def coords(self) -> torch.Tensor:
         """The coordinates the forward uses: alpha of the live bases (power-of-two rounded with pow2). With
         `exp_window` W (pow2 only) a live alpha below 2^(e_max - W), e_max the layer's largest exponent, is
-        raised to it, so the layer's integer weights need at most W + log2(I_max) + 2 bits."""
+        raised to it, so the layer's integer weights need at most W + log2(I_max) + 2 bits. `mantissa_bits` m > 1
+        rounds to m 2^e with an m-bit mantissa instead (m powers of two at most, each a shifted term)."""
         a = self.alpha * self.mask
         if not self.pow2:
             return a
-        a = ab.pow2(a)
+        a = ab.round_mantissa(a, self.mantissa_bits)
         if self.exp_window is not None and bool((self.mask > 0).any()):
             top = float(a.max())
             if top > 0:
@@ -174,9 +175,9 @@ class ALQWeight(nn.Module):
 
 class ALQLinear(nn.Module):
     def __init__(self, c_in: int, c_out: int, bias: bool, structure: str, max_bits: int, pow2: bool, where: str,
-                 exp_window: int | None = None):
+                 exp_window: int | None = None, mantissa_bits: int = 1):
         super().__init__()
-        self.w = ALQWeight((c_out, c_in), structure, max_bits, pow2, where, exp_window)
+        self.w = ALQWeight((c_out, c_in), structure, max_bits, pow2, where, exp_window, mantissa_bits)
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
 
     @property
@@ -191,9 +192,10 @@ class ALQConv2d(nn.Module):
     """A valid convolution, stride 1, as quant.layers builds them."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, bias: bool, structure: str, max_bits: int, pow2: bool,
-                 where: str, exp_window: int | None = None):
+                 where: str, exp_window: int | None = None, mantissa_bits: int = 1):
         super().__init__()
-        self.w = ALQWeight((c_out, c_in, kernel, kernel), structure, max_bits, pow2, where, exp_window)
+        self.w = ALQWeight((c_out, c_in, kernel, kernel), structure, max_bits, pow2, where, exp_window,
+                           mantissa_bits)
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
 
     @property
@@ -327,7 +329,7 @@ class ALQNet(nn.Module):
         c, h, w = self.image_shape if len(self.image_shape) == 3 else (1, 1, self.image_shape[0])
         blocks: list[nn.Module] = []
         flattened = not self.has_conv
-        q = dict(max_bits=m.max_bits, pow2=m.pow2, exp_window=m.exp_window)
+        q = dict(max_bits=m.max_bits, pow2=m.pow2, exp_window=m.exp_window, mantissa_bits=m.mantissa_bits)
         bn = m.batch_norm
         uniform = m.act_levels == "uniform"
         for i, (layer, st) in enumerate(zip(layers, structures)):

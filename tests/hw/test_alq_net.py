@@ -30,6 +30,7 @@ TINY_HW = {
                          {"kind": "linear", "features": 10, "weight": "int8"}]},
     "training": {"batch_size": 64, "seed": 0},
     "method": {"name": "alq", "target_bits": 1.0, "max_bits": 4, "act_bits": 2, "pow2": True, "exp_window": 8,
+               "mantissa_bits": 2,
                "act_levels": "uniform", "classifier_bias": False, "pretrain_epochs": 6,
                "init_epochs": {"bases": 1, "coords": 1}, "round_epochs": {"bases": 1, "coords": 1},
                "final_epochs": {"bases": 1, "coords": 1}, "prune_ratio": 0.5, "prune_epochs": 1,
@@ -52,8 +53,7 @@ def test_trained_alq_net_is_bit_exact_in_rtl(alq_hw, tmp_path):
     assert export["mismatches"] == 0 and export["vectors"] == 450
     graph = Graph.load(run / "hw" / "graph.json")
     assert [l.kind for l in graph.layers] == ["alq", "alq", "alq", "label_select"]
-    live = sum(int((l.shift_array() >= 0).sum()) * l.mw for l in graph.layers if l.kind == "alq")
-    assert live == metrics["basis_bits"]  # the hardware holds exactly the trained bases
+    _check_trained_integers(run, graph)
     hw = tmp_path / "hw"
     shutil.copytree(run / "hw", hw)
     rec = verify(hw, vectors=30, sim="verilator", seed=2)
@@ -61,6 +61,19 @@ def test_trained_alq_net_is_bit_exact_in_rtl(alq_hw, tmp_path):
     assert rec["vectors"] == 480 and not rec["timed_out"]
     assert rec["cycles_per_frame"] == rec["expected_cycles_per_frame"]
     assert rec["expected_cycles_per_frame"] == max(l.cycles() for l in graph.layers)
+
+
+def _check_trained_integers(run, graph):
+    """The hardware holds the trained network's integers: its weights are the ALQNet's W_int, and its terms
+    are those bases (one per set mantissa bit)."""
+    from quant.checkpoint import load_run
+    from quant.methods.alq_export import layer_integers
+
+    model, _, _ = load_run(run)
+    for w, layer in zip(model.alq_weights(), [l for l in graph.layers if l.kind == "alq"]):
+        w_int, _, terms = layer_integers(w)
+        assert np.array_equal(layer.weight_array(), w_int)
+        assert int((layer.shift_array() >= 0).sum()) == sum(len(t) for t in terms) >= int(w.mask.sum())
 
 
 def test_bases_that_do_not_reproduce_the_weights_are_refused(alq_hw, tmp_path):
@@ -81,15 +94,17 @@ def test_bases_that_do_not_reproduce_the_weights_are_refused(alq_hw, tmp_path):
         graph_from_finn(model)
 
 
-def test_without_the_metadata_the_layers_are_plain_mvaus(alq_hw):
+def test_without_the_metadata_the_mvau_refuses_the_wide_weights(alq_hw):
+    """The same FINN graph without ALQ's bases: its integer weights (10 bits here) are beyond the MVAU's 8, and
+    the alq layers hold exactly FINN's weights."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     run, _, _ = alq_hw
     m = onnx.load(str(run / "hw" / "finn_hw.onnx"))
     del m.graph.metadata_props[:]
-    graph = graph_from_finn(ModelWrapper(m))
-    kinds = [l.kind for l in graph.layers]
-    assert kinds == ["mvau", "mvau", "mvau", "label_select"]
+    model = ModelWrapper(m)
+    with pytest.raises(UserError, match=r"\(MVAU\): weights are INT\d+; the hardware takes"):
+        graph_from_finn(model)
     alq_graph = Graph.load(run / "hw" / "graph.json")
-    for a, b in zip(alq_graph.layers[:3], graph.layers[:3]):
-        assert np.array_equal(a.weight_array(), b.weight_array())
+    for node, layer in zip(model.get_nodes_by_op_type("MVAU"), alq_graph.layers[:3]):
+        assert np.array_equal(model.get_initializer(node.input[1]).T, layer.weight_array())

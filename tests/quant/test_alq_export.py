@@ -80,6 +80,36 @@ def test_exp_window_raises_small_coordinates_to_the_floor():
     assert c.tolist() == [[1.0, 0.125, 0.25], [0.125, 0.5, 0.0]]
 
 
+def test_mantissa_rounding_is_nearest_on_the_grid():
+    from quant.methods.alq_bases import round_mantissa
+
+    x = torch.tensor([0.0, 1.0, 1.1, 1.2, 1.3, 1.9, 0.3, 5.0, 7.4])
+    assert round_mantissa(x, 3).tolist() == [0.0, 1.0, 1.0, 1.25, 1.25, 2.0, 0.3125, 5.0, 7.0]
+    assert round_mantissa(x, 2).tolist() == [0.0, 1.0, 1.0, 1.0, 1.5, 2.0, 0.25, 4.0, 8.0]
+    assert torch.equal(round_mantissa(x, 1), torch.tensor([0.0, 1, 1, 1, 1, 2, 0.25, 4, 8]))
+
+
+def test_mantissa_terms_reproduce_the_weights():
+    """A basis with alpha 1.75 * 2^-3 is three terms of one plane; W_int = sum of the terms, exactly."""
+    from quant.methods.alq_export import layer_integers
+
+    w = ALQWeight((2, 5), "channel", 2, pow2=True, where="w", exp_window=6, mantissa_bits=3)
+    w.quantized.fill_(True)
+    w.mask.fill_(1.0)
+    w.mask[1, 1] = 0.0
+    w.alpha.copy_(torch.tensor([[0.22, 0.5], [1.0, 0.3]]))  # -> 0.21875 = 7 * 2^-5, 0.5, 1.0
+    w.B.copy_(torch.where(torch.rand(2, 5, 2) > 0.5, 1.0, -1.0))
+    w_int, f, terms = layer_integers(w)
+    assert f == 5 and [len(t) for t in terms] == [4, 1]
+    assert [s for s, _ in terms[0]] == [0, 1, 2, 4]
+    assert torch.equal(torch.as_tensor(w_int, dtype=torch.float64), w.w_hat().double() * 32)
+
+
+def test_mantissa_bits_need_pow2():
+    with pytest.raises(UserError, match="mantissa_bits rounds"):
+        _cfg(pow2=False, exp_window=None, mantissa_bits=2)
+
+
 def test_method_defaults_stay_the_papers():
     m = alq.Config(name="alq", target_bits=1.0)
-    assert (m.pow2, m.act_levels, m.classifier_bias, m.exp_window) == (False, "free", True, None)
+    assert (m.pow2, m.act_levels, m.classifier_bias, m.exp_window, m.mantissa_bits) == (False, "free", True, None, 1)
