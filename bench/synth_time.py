@@ -4,8 +4,9 @@ Random-weight networks (digits 64-64-64-10 and FINN's TFC 784-64-64-64-10, xnor 
 fully unrolled go through the open ECP5 flow as `pqhw bitstream --board ulx3s-85f` runs it (UART board
 top, yosys synth_ecp5, nextpnr-ecp5, ecppack), one run at a time; each row holds hw.estimate's LUTs,
 the placed LUTs, Fmax and the seconds of synthesis and of place and route. Some designs are run a second
-time with other synth_ecp5 options (FAST_RERUN: -noabc9, ABC instead of ABC9; -nowidelut) to measure what
-they save and cost.
+time with other synth_ecp5 options (FAST_RERUN: -nowidelut) to measure what they save and cost. (Yosys
+0.70's synth_ecp5 has no -noabc9: it accepts the word and runs ABC9 all the same, so runs recorded with it
+are default runs.)
 `fit` turns the rows into the power law hw.synth_time uses.
 
     python -m bench.synth_time [--only NAME ...]          # or: make bench ONLY=synth_time
@@ -36,8 +37,8 @@ def designs() -> dict:
     }
 
 
-# designs measured again with other synth_ecp5 options: ABC instead of ABC9 (faster), no wide LUTs
-FAST_RERUN = (("digits_w1a1_unrolled", "-noabc9"), ("tfc_w1a1_f64", "-noabc9"), ("tfc_w1a1_f256", "-nowidelut"))
+# designs measured again with other synth_ecp5 options: no wide LUTs (LUT5-7 from PFU muxes)
+FAST_RERUN = (("tfc_w1a1_f256", "-nowidelut"),)
 
 
 def build(name: str, work: Path, synth_options: str = "") -> dict:

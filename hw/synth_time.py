@@ -15,8 +15,9 @@ import math
 # of a shared 2-core machine); see bench/results.json "synth_time" for the measured rows.
 # The iCE40UP5K (5,280 cells) and GW1NR-9 (8,640 LUTs) hold no design that takes long: only ECP5 is fitted.
 # ECP5: five designs of 2.1-14.2 k estimated LUTs, 68 s to 35 minutes (bench/results.json "synth_time"); the
-# largest, the unrolled digits net, counts with its synth_ecp5 -noabc9 run (22 min Yosys + 12 min nextpnr):
-# its default run was stopped after 16 minutes in Yosys.
+# largest, the unrolled digits net, counts with its second run (22 min Yosys + 12 min nextpnr); its first was
+# stopped after 16 minutes in Yosys. The second was recorded as "-noabc9", an option Yosys 0.70's synth_ecp5
+# accepts and ignores (it always runs ABC9): both were default runs, on a loaded machine.
 FITS = {
     "ecp5": {"a": 24.33, "b": 1.719, "points": 5, "source": "python -m bench.synth_time, ulx3s-85f, seed 1"},
 }
