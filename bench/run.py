@@ -21,6 +21,7 @@ BENCHMARKS = {
     "ptq": "bench.run:ptq",
     "djpq": "bench.run:djpq",
     "djpq_hw": "bench.djpq_hw:run",
+    "djpq_lenet5": "bench.djpq_table:run_lenet5",
     "estimates": "bench.estimate_calibration:run",
     "rtl": "bench.rtl_bench:run",
     "sim_speed": "bench.sim_speed:run",
