@@ -70,8 +70,10 @@ def test_alq_block(mh, mw, nb, in_dt, pe, simd, nt, memory, tmp_path, build_root
     _run(layer, tmp_path, build_root)
 
 
+@pytest.mark.slow
 def test_alq_block_verilator_wide_shifts(tmp_path, build_root):
-    """Shifts up to 12 (SH_BITS 4) with signed inputs: terms far from the low bits, on Verilator."""
+    """Shifts up to 12 (SH_BITS 4) with signed inputs: terms far from the low bits, on Verilator (make test
+    runs Verilator on the whole ALQ network, tests/hw/test_alq_net.py)."""
     layer = random_alq(np.random.default_rng(9), 4, 8, 3, "INT2", 2, 2, nt=3, sh_max=12, edge=True)
     _run(layer, tmp_path, build_root, sim="verilator")
 
@@ -86,3 +88,12 @@ def test_alq_sweep(in_dt, mh, mw, nb, pe, simd, sim, tmp_path, build_root):
     layer = random_alq(rng, mh, mw, nb, in_dt, pe, simd, nt=3, sh_max=7, edge=True,
                        weight_memory="rom" if pe * simd < mh * mw else "const")
     _run(layer, tmp_path, build_root, sim=sim, n=20)
+
+
+def test_alq_block_synthesises_in_yosys(tmp_path):
+    """pqhw_alq with ROM planes and thresholds through Yosys' ECP5 synthesis (what `pqhw bitstream` runs)."""
+    from bench.rtl_bench import synth_layer
+
+    layer = random_alq(np.random.default_rng(11), 8, 16, 3, "UINT2", 2, 4, nt=3, sh_max=9, weight_memory="rom")
+    res = synth_layer(layer, dtype_fmt("UINT2"), "ecp5", tmp_path)
+    assert res["module"] == "pqhw_alq" and res["luts"] > 0 and res["ffs"] > 0
