@@ -3,6 +3,7 @@ CNN whose VIB gates prune conv channels goes through export, compile and RTL ver
 import pytest
 import torch
 
+from common.errors import UserError
 from quant import cost
 from quant.config import ModelConfig, parse_config
 from quant.djpq_net import DJPQNet
@@ -82,11 +83,11 @@ def test_conv_config_errors():
     bad = {"layers": [{"kind": "linear", "features": 8, "weight": "int8", "act": "uint8"},
                       {"kind": "conv", "channels": 4, "weight": "int8", "act": "uint8"},
                       {"kind": "linear", "features": 10, "weight": "int8"}]}
-    with pytest.raises(Exception, match="convs come first"):
+    with pytest.raises(UserError, match="convs come first"):
         DJPQNet(ModelConfig.model_validate(bad), (1, 8, 8), 10, Q, 4)
     pool = {"layers": [{"kind": "conv", "channels": 4, "kernel": 3, "weight": "int8", "act": "uint8", "pool": 8},
                        {"kind": "linear", "features": 10, "weight": "int8"}]}
-    with pytest.raises(Exception, match="pool: 8 is larger"):
+    with pytest.raises(UserError, match="pool: 8 is larger"):
         DJPQNet(ModelConfig.model_validate(pool), (1, 8, 8), 10, Q, 4)
 
 
