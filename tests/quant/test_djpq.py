@@ -143,3 +143,15 @@ def test_dq_restrict_trains_unrestricted_then_upper_rounds_to_powers_of_two(tmp_
     assert m["bops"] >= free["bops"]
     with pytest.raises(UserError, match="restrict_after needs"):
         parse_config(_run_cfg({"variant": "dq", "restrict": "none", "restrict_after": True}))
+
+
+def test_float_pretraining_layers_end_in_a_relu():
+    """The float phases train f_l with its nonlinearity: a disabled activation quantizer is a ReLU (it once
+    passed values through, so pre-training fitted a linear network)."""
+    net, x = _pruned_net()
+    djpq.configure(net, "pretrain")
+    b = net.blocks[0]
+    pre = b.pre_activation(net.prepare(x))
+    assert (pre < 0).any()
+    assert torch.equal(b.activate(pre), pre.clamp_min(0))
+    assert torch.equal(b.wq(b.weight), b.weight)   # weights stay float
