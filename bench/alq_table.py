@@ -76,18 +76,47 @@ HW_ROWS = [("digits_alq_hw", 1.0, {}), ("digits_alq_hw", 2.0, {}), ("digits_alq_
 HW_FPS, HW_CLOCK_MHZ, HW_VECTORS = 25_000, 100.0, 64
 
 
+def _mvau_cell(r: dict) -> str:
+    if r["kind"] != "alq":
+        return "-"
+    return f"{r['as_mvau_luts']:,}" if r.get("as_mvau_luts") is not None else "refused (weights > 8 bits)"
+
+
 def hw_table(rows: list[dict]) -> str:
     lines = [f"Hardware at {HW_FPS:,} frames/s and {HW_CLOCK_MHZ:g} MHz (ECP5 estimate; RTL simulation on the test "
              f"split + {HW_VECTORS} random vectors):", "",
              "| config | weight bits | act bits | test acc | est. LUTs | est. FFs | BRAMs | cycles (measured) | "
-             "mismatches |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "mismatches | same integers on pqhw_mvau, est. LUTs |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         extra = "".join(f", {k} {v}" for k, v in r["overrides"].items())
         lines.append(f"| {r['config']}{extra} | {r['weight_bits']} | {r['act_bits']} | "
                      f"{100 * r['test_accuracy']:.2f} % | "
                      f"{r['est_luts']:,} | {r['est_ffs']:,} | {r['brams']} | {r['expected_cycles']:,} "
-                     f"({r['measured_cycles']:g}) | {r['mismatches']} / {r['vectors']} |")
+                     f"({r['measured_cycles']:g}) | {r['mismatches']} / {r['vectors']} | "
+                     f"{_mvau_cell(r)} |")
     return "\n".join(lines)
+
+
+def as_mvau_luts(hw_dir: Path) -> int | None:
+    """The estimate of the same FINN graph and folding built on pqhw_mvau (the ALQ metadata dropped), or None
+    where the MVAU block refuses its weights (wider than 8 bits)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from common.errors import UserError
+    from hw.estimate import estimate_graph
+    from hw.from_finn import graph_from_finn
+    from hw.ir import Graph
+
+    model = ModelWrapper(str(hw_dir / "finn_hw.onnx"))
+    del model.model.graph.metadata_props[:]
+    try:
+        plain = graph_from_finn(model)
+    except UserError:
+        return None
+    built = Graph.load(hw_dir / "graph.json")
+    layers = [p.folded(**{k: getattr(b, k) for k in p.fold_totals()}) for p, b in zip(plain.layers, built.layers)]
+    return estimate_graph(plain.model_copy(update={"layers": layers}), "ecp5")["total"]["luts"]
 
 
 def _hw_config(name: str, bits: float | None, overrides: dict) -> dict:
@@ -125,7 +154,9 @@ def run_hw(work: Path, rows=HW_ROWS) -> dict:
         comp = json.loads((run_dir / "hw" / "compile.json").read_text())
         est = comp["estimate_total"]
         wbits = m.get("avg_weight_bits") or round(m["weight_bits_total"] / m["params"], 3)
+        alq = any(l["kind"] == "alq" for l in comp["layers"])
         out.append({"config": name, "target_bits": bits, "overrides": overrides, "weight_bits": wbits,
+                    "kind": "alq" if alq else "mvau", "as_mvau_luts": as_mvau_luts(run_dir / "hw") if alq else None,
                     "act_bits": m.get("act_bits") or cfg.model.layers[0].act,
                     "test_accuracy": m["test_accuracy"], "float_accuracy": m.get("float_accuracy"),
                     "est_luts": est["luts"], "est_ffs": est["ffs"], "brams": est["brams"],

@@ -282,14 +282,15 @@ class ALQ(LayerKind):
 
     @classmethod
     def features(cls, module: str, p: dict, family: str) -> tuple[dict, list[Memory], int]:
-        """What pqhw_alq elaborates: PE x NB x IN_BITS popcounts of SIMD AND bits (counted like the MVAU's
-        1-bit leaves) and as many shifted terms of ACC_BITS into each lane's sum; not calibrated against place
-        and route on its own yet."""
+        """What pqhw_alq elaborates, in the MVAU's vocabulary: PE x NB x IN_BITS popcounts of SIMD AND bits (1-bit
+        leaves) and one shifted ACC_BITS term a basis into each lane's sum (`lanes`); the exponent table as
+        constant bits. Against Yosys (synth_ecp5) on three digits layers at SIMD 1-2: 1,139 / 857 / 382
+        estimated vs 1,187 / 664 / 432 LUTs (-4 %, +29 %, -12 %); not part of the calibration fit."""
         pe, simd, nb, ib, acc = p["PE"], p["SIMD"], p["NB"], p["IN_BITS"], p["ACC_BITS"]
         sf, nf, nt = p["MW"] // simd, p["MH"] // pe, p.get("NT", 0)
         pcw = (simd).bit_length()
         terms = pe * nb * ib
-        f = {"blocks": 1, "lanes": terms * (simd + acc) + ib * simd, "acc_bits": pe * acc,
+        f = {"blocks": 1, "lanes": terms * simd + pe * nb * acc, "acc_bits": pe * acc,
              "cmp_bits": pe * nt * p.get("TH_BITS", 0), "stream_bits": simd * ib + pe * p["OUT_BITS"],
              "reg_bits": simd * ib * 2 + terms * pcw + 3 * pe * acc + pe * nb * (p["SH_BITS"] + 1)
              + 2 * max(1, (sf * nf - 1).bit_length())}

@@ -16,7 +16,8 @@
 // whenever the true accumulator range fits ACC_BITS (the kind sizes it so).
 //
 // Pipeline: B plane word and input beat registered; R registered again (block RAM outputs are slow); P the
-// popcounts and the row fold's exponents, registered; S each lane's shifted terms summed, registered; C
+// popcounts and the row fold's exponents, registered; S per basis the planes' terms (narrow), then the bases
+// shifted by their exponents and summed per lane, registered; C
 // accumulate over the SF column folds; D thresholds [table read registered] compared, registered, counted;
 // then the output FIFO. Flow control is credit based as in pqhw_mvau: a row fold starts only when its
 // result has a slot in the output FIFO, so s_axis_tready depends on registered state only.
@@ -65,6 +66,8 @@ module pqhw_alq #(
     localparam int TD = TH_SHARED ? 1 : NF;            // threshold words
     localparam int TW = (TH_SHARED ? 1 : PE) * (NT > 0 ? NT : 1) * TH_BITS;
     localparam int CW = $clog2(SIMD + 1);              // bits of a popcount
+    localparam int VW = CW + IN_BITS + 2;              // signed bits of one basis' sum over the planes
+    localparam int XW = VW > ACC_BITS ? VW : ACC_BITS; // that sum sign-extended before its shift
     localparam int SFW = SF > 1 ? $clog2(SF) : 1;
     localparam int NFW = NF > 1 ? $clog2(NF) : 1;
     localparam int WAW = WD > 1 ? $clog2(WD) : 1;
@@ -215,7 +218,8 @@ module pqhw_alq #(
         end
     end
 
-    // ---- S: each lane's terms c_k 2^(shift + k) (2 ones - count), summed modulo 2^ACC_BITS --------------
+    // ---- S: per basis the planes' terms c_k 2^k (2 ones - count), exact in VW bits; then each basis shifted
+    // by its exponent and the lane's bases summed modulo 2^ACC_BITS (one shifter a basis, not a plane) -----
     logic [PE*ACC_BITS-1:0] dot_s;
     logic v_s, first_s, last_s;
     logic [NFW-1:0] nf_s;
@@ -225,16 +229,20 @@ module pqhw_alq #(
             sum = '0;
             for (int i = 0; i < NB; i++) begin
                 logic [EB-1:0] e;
+                logic signed [VW-1:0] v;
+                logic signed [XW-1:0] vx;
                 e = e_p[(p*NB + i)*EB +: EB];
+                v = '0;
                 for (int k = 0; k < IN_BITS; k++) begin
-                    logic [ACC_BITS-1:0] d;
-                    logic [ACC_BITS-1:0] t;
-                    d = (ACC_BITS'(ones_p[((p*NB + i)*IN_BITS + k)*CW +: CW]) << 1)
-                        - ACC_BITS'(count_p[k*CW +: CW]);
-                    t = (d << k) << e[SH_BITS-1:0];
-                    if (e[SH_BITS]) begin
-                        sum = (IN_SIGNED && k == IN_BITS - 1) ? sum - t : sum + t;
-                    end
+                    logic signed [VW-1:0] d;
+                    d = (VW'(ones_p[((p*NB + i)*IN_BITS + k)*CW +: CW]) << 1) - VW'(count_p[k*CW +: CW]);
+                    v = (IN_SIGNED && k == IN_BITS - 1) ? v - (d <<< k) : v + (d <<< k);
+                end
+                /* verilator lint_off WIDTHEXPAND */
+                vx = v;  // sign-extended by assignment (XW >= VW; Icarus 11 zero-extends a size cast of $signed)
+                /* verilator lint_on WIDTHEXPAND */
+                if (e[SH_BITS]) begin
+                    sum = sum + ACC_BITS'(vx << e[SH_BITS-1:0]);
                 end
             end
             dot_s[p*ACC_BITS +: ACC_BITS] <= sum;

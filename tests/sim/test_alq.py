@@ -97,3 +97,39 @@ def test_alq_block_synthesises_in_yosys(tmp_path):
     layer = random_alq(np.random.default_rng(11), 8, 16, 3, "UINT2", 2, 4, nt=3, sh_max=9, weight_memory="rom")
     res = synth_layer(layer, dtype_fmt("UINT2"), "ecp5", tmp_path)
     assert res["module"] == "pqhw_alq" and res["luts"] > 0 and res["ffs"] > 0
+
+
+LINT_SOURCES = ["pqhw_alq.sv", "pqhw_mem.sv", "pqhw_mt.sv", "pqhw_credit_fifo.sv", "pqhw_fifo.sv"]
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"IN_SIGNED": 1, "SIMD": 4, "MW": 8, "NB": 3, "ACC_BITS": 4, "NT": 2, "TH_BITS": 6, "OUT_BITS": 2},
+    {"MW": 1, "MH": 1, "IN_BITS": 8, "ACC_BITS": 2, "OUT_BITS": 2, "SH_BITS": 5, "MEM_STYLE": 1},
+])
+def test_verilator_lint_and_icarus_accept(params):
+    """At its defaults and at edges (narrow accumulators, one input, signed planes), warnings included."""
+    import subprocess
+
+    from sim.runner import RTL_DIR
+
+    srcs = [str(RTL_DIR / s) for s in LINT_SOURCES]
+    gs = [f"-G{k}={v}" for k, v in params.items()]
+    r = subprocess.run(["verilator", "--lint-only", *gs, "--top-module", "pqhw_alq", *srcs], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    ps = [f"-Ppqhw_alq.{k}={v}" for k, v in params.items()]
+    r = subprocess.run(["iverilog", "-g2012", *ps, "-o", "/dev/null", "-s", "pqhw_alq", *srcs], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_illegal_folding_is_refused_at_elaboration():
+    import subprocess
+
+    from sim.runner import RTL_DIR
+
+    srcs = [str(RTL_DIR / s) for s in LINT_SOURCES]
+    r = subprocess.run(["verilator", "--lint-only", "-GMW=6", "-GSIMD=4", "--top-module", "pqhw_alq", *srcs],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "pqhw_error_alq_simd_must_divide_mw_and_pe_divide_mh" in r.stderr
