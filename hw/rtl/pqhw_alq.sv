@@ -16,8 +16,9 @@
 // whenever the true accumulator range fits ACC_BITS (the kind sizes it so).
 //
 // Pipeline: B plane word and input beat registered; R registered again (block RAM outputs are slow); P the
-// popcounts and the row fold's exponents, registered; S per basis the planes' terms (narrow), then the bases
-// shifted by their exponents and summed per lane, registered; C
+// popcounts and the row fold's exponents, registered; S1 per basis the planes' terms summed narrow,
+// registered; S2 each basis shifted by its exponent, registered; S3 the bases of a lane summed by a balanced
+// tree, registered; C
 // accumulate over the SF column folds; D thresholds [table read registered] compared, registered, counted;
 // then the output FIFO. Flow control is credit based as in pqhw_mvau: a row fold starts only when its
 // result has a slot in the output FIFO, so s_axis_tready depends on registered state only.
@@ -74,7 +75,8 @@ module pqhw_alq #(
     localparam int TAW = TD > 1 ? $clog2(TD) : 1;
     localparam int MR = NT > 1 ? 2 : NT > 0 ? 1 : 0;   // registered threshold comparisons (and count)
     localparam int TR = NT > 0 && TD > 1 ? 1 : 0;      // threshold table read register
-    localparam int LAT = 5 + TR + MR;                  // cycles from issue to the output FIFO
+    localparam int NBL = NB > 1 ? $clog2(NB) : 0;      // levels of the bases' adder tree
+    localparam int LAT = 7 + TR + MR;                  // cycles from issue to the output FIFO
     localparam int FD = OUT_DEPTH + LAT + 1;           // output FIFO beats (+1: the credit is registered)
 
     if (MW < 1 || MH < 1 || SIMD < 1 || PE < 1 || MW % SIMD != 0 || MH % PE != 0) begin : g_bad_fold
@@ -218,42 +220,88 @@ module pqhw_alq #(
         end
     end
 
-    // ---- S: per basis the planes' terms c_k 2^k (2 ones - count), exact in VW bits; then each basis shifted
-    // by its exponent and the lane's bases summed modulo 2^ACC_BITS (one shifter a basis, not a plane) -----
-    logic [PE*ACC_BITS-1:0] dot_s;
-    logic v_s, first_s, last_s;
-    logic [NFW-1:0] nf_s;
+    // ---- S1: per basis the planes' terms c_k 2^k (2 ones - count), exact in VW bits, registered with the
+    // exponents ---------------------------------------------------------------------------------------------
+    logic [PE*NB*VW-1:0] v_q;
+    logic [EW-1:0] e_q;
+    logic v_1, first_1, last_1;
+    logic [NFW-1:0] nf_1;
     always_ff @(posedge clk) begin
         for (int p = 0; p < PE; p++) begin
-            logic [ACC_BITS-1:0] sum;
-            sum = '0;
             for (int i = 0; i < NB; i++) begin
-                logic [EB-1:0] e;
                 logic signed [VW-1:0] v;
-                logic signed [XW-1:0] vx;
-                e = e_p[(p*NB + i)*EB +: EB];
                 v = '0;
                 for (int k = 0; k < IN_BITS; k++) begin
                     logic signed [VW-1:0] d;
                     d = (VW'(ones_p[((p*NB + i)*IN_BITS + k)*CW +: CW]) << 1) - VW'(count_p[k*CW +: CW]);
                     v = (IN_SIGNED && k == IN_BITS - 1) ? v - (d <<< k) : v + (d <<< k);
                 end
+                v_q[(p*NB + i)*VW +: VW] <= v;
+            end
+        end
+        e_q <= e_p;
+        first_1 <= first_p;
+        last_1 <= last_p;
+        nf_1 <= nf_p;
+        if (rst) begin
+            v_1 <= 1'b0;
+        end else begin
+            v_1 <= v_p;
+        end
+    end
+
+    // ---- S2: each live basis shifted by its exponent (0 when not live), registered ------------------------
+    logic [PE*NB*ACC_BITS-1:0] t_q;
+    logic v_2, first_2, last_2;
+    logic [NFW-1:0] nf_2;
+    always_ff @(posedge clk) begin
+        for (int p = 0; p < PE; p++) begin
+            for (int i = 0; i < NB; i++) begin
+                logic [EB-1:0] e;
+                logic signed [VW-1:0] v;
+                logic signed [XW-1:0] vx;
+                e = e_q[(p*NB + i)*EB +: EB];
+                v = v_q[(p*NB + i)*VW +: VW];
                 /* verilator lint_off WIDTHEXPAND */
                 vx = v;  // sign-extended by assignment (XW >= VW; Icarus 11 zero-extends a size cast of $signed)
                 /* verilator lint_on WIDTHEXPAND */
-                if (e[SH_BITS]) begin
-                    sum = sum + ACC_BITS'(vx << e[SH_BITS-1:0]);
+                t_q[(p*NB + i)*ACC_BITS +: ACC_BITS] <= e[SH_BITS] ? ACC_BITS'(vx << e[SH_BITS-1:0]) : '0;
+            end
+        end
+        first_2 <= first_1;
+        last_2 <= last_1;
+        nf_2 <= nf_1;
+        if (rst) begin
+            v_2 <= 1'b0;
+        end else begin
+            v_2 <= v_1;
+        end
+    end
+
+    // ---- S3: the lane's bases summed by a balanced tree, modulo 2^ACC_BITS, registered --------------------
+    logic [PE*ACC_BITS-1:0] dot_s;
+    logic v_s, first_s, last_s;
+    logic [NFW-1:0] nf_s;
+    always_ff @(posedge clk) begin
+        for (int p = 0; p < PE; p++) begin
+            logic [NB*ACC_BITS-1:0] t;
+            t = t_q[p*NB*ACC_BITS +: NB*ACC_BITS];
+            for (int l = 0; l < NBL; l++) begin
+                for (int j = 0; j < NB; j++) begin
+                    if (j % (2 << l) == 0 && j + (1 << l) < NB) begin
+                        t[j*ACC_BITS +: ACC_BITS] = t[j*ACC_BITS +: ACC_BITS] + t[(j + (1 << l))*ACC_BITS +: ACC_BITS];
+                    end
                 end
             end
-            dot_s[p*ACC_BITS +: ACC_BITS] <= sum;
+            dot_s[p*ACC_BITS +: ACC_BITS] <= t[0 +: ACC_BITS];
         end
-        first_s <= first_p;
-        last_s <= last_p;
-        nf_s <= nf_p;
+        first_s <= first_2;
+        last_s <= last_2;
+        nf_s <= nf_2;
         if (rst) begin
             v_s <= 1'b0;
         end else begin
-            v_s <= v_p;
+            v_s <= v_2;
         end
     end
     wire logic v_c = v_s;
