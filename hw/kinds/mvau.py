@@ -36,6 +36,9 @@ from hw.resources import Memory, literal_int
 MODES = {"xnor": 0, "ternary": 1, "int": 2, "shift": 3}
 # "auto" bakes weights into logic when the layer is fully unrolled or its weights are this small.
 AUTO_CONST_MAX_BITS = 4096
+# A threshold table above this goes to a ROM even when the weights stay constants: one parameter literal per
+# table, and Verilator takes at most 65,536 bits in one.
+CONST_TABLE_MAX_BITS = 32768
 MAX_BITS = 8  # the RTL's MVAU modes: binary, ternary, and integers of 2..8 bits
 
 
@@ -203,6 +206,11 @@ class MVAU(LayerKind):
         mode = "shift" if shift else self.mode
         act, twords, twidth, out = activation_params(self.name, self.threshold_array(), self.threshold_bias,
                                                    self.output_dtype, lo, hi, pe, acc)
+        if (style == STYLE_CONST and self.weight_memory == "auto" and not (pe == self.mh and simd == self.mw)
+                and len(twords) * twidth > CONST_TABLE_MAX_BITS):
+            # a large threshold table (8-bit outputs: 255 thresholds a channel) goes to a ROM like large
+            # weights; as one parameter literal it exceeded Verilator's 65,536 bits (LeNet-5 fc 2: 77,520)
+            style = STYLE_ROM
         params = {
             "MODE": MODES[mode], "MW": self.mw, "MH": self.mh, "SIMD": simd, "PE": pe,
             "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed), "W_BITS": wf.bits, "W_SIGNED": int(wf.signed),

@@ -52,7 +52,9 @@ module pqhw_credit_fifo #(
 
     logic fifo_ready;  // always high when s_tvalid: the credit reserved the slot
     pqhw_fifo #(
-        .WIDTH(WIDTH), .DEPTH(DEPTH)
+        // the credit is sized for a result visible a cycle after it arrives: a bypass, no read pipeline
+        // (a FIFO this shallow sits in distributed RAM anyway)
+        .WIDTH(WIDTH), .DEPTH(DEPTH), .BYPASS(1), .PIPE_MIN_BITS(1 << 30)
     ) u_fifo (
         .clk(clk), .rst(rst),
         .s_axis_tdata(s_tdata), .s_axis_tvalid(s_tvalid), .s_axis_tready(fifo_ready),

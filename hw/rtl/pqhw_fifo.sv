@@ -2,9 +2,9 @@
 // Ready and valid depend only on registered state, so there is no combinational path between the
 // two sides; DEPTH beats give DEPTH beats of slack between producer and consumer.
 //
-// The head beat sits in an output register, filled from the memory (or straight from the input when the
-// memory is empty), so consumers see flip-flops rather than a RAM read. A beat appears one cycle after it
-// is pushed.
+// The head beat sits in an output register, filled from the memory, so consumers see flip-flops rather
+// than a RAM read. A beat appears two cycles after it is pushed (one with BYPASS, where the head also takes
+// it straight from the input when the memory is empty).
 //
 // One occupancy counter serves both sides: the memory holds count - head_v beats. The pointers count modulo
 // a power of two whenever that needs no more storage than DEPTH rounded up to a distributed-RAM cell
@@ -22,7 +22,8 @@
 module pqhw_fifo #(
     parameter int WIDTH = 8,  // bits per beat (>= 1)
     parameter int DEPTH = 4,  // beats held (>= 1)
-    parameter int PIPE_MIN_BITS = 1024  // read through two registers from WIDTH * DEPTH of this many bits
+    parameter int PIPE_MIN_BITS = 1024, // read through two registers from WIDTH * DEPTH of this many bits
+    parameter bit BYPASS = DEPTH < 3    // an input beat may go straight into an empty head (see below)
 ) (
     input  wire logic                         clk,
     input  wire logic                         rst,             // synchronous, active high
@@ -73,10 +74,14 @@ module pqhw_fifo #(
     end
 
     if (!PIPE) begin : g_direct
+        // With BYPASS a beat goes into an empty head straight from the input: a FIFO of 1 or 2 beats needs
+        // that to move a beat a cycle, and a credit loop sized for it (pqhw_credit_fifo) keeps it. Without,
+        // every beat passes through the memory and the head takes the RAM's word alone: no multiplexer per
+        // bit in front of it (a 64-bit link FIFO spent ~2 LUT4s a bit on it).
         wire logic mem_empty = (count == CW'(head_v));   // count = beats in mem + head_v
         wire logic load = !head_v || pop;                // the output register takes a beat this cycle
         wire logic from_mem = load && !mem_empty;
-        wire logic bypass = load && mem_empty && push;
+        wire logic bypass = BYPASS && load && mem_empty && push;
         wire logic write = push && !bypass;              // the beat stays in mem (advances wr_ptr)
 
         always_ff @(posedge clk) begin

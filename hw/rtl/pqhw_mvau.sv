@@ -53,6 +53,7 @@ module pqhw_mvau #(
     parameter logic [MH*MW*W_BITS-1:0] W_INIT = '0,                      // weight words, word a at [a*PE*SIMD*W_BITS]
     parameter logic [(NT > 0 ? (TH_SHARED ? 1 : MH) * NT * TH_BITS : 1)-1:0] T_INIT = '0,  // threshold words
     parameter int FANIN      = 16,  // leaves (then partial sums) added per adder-tree stage (>= 2)
+    parameter bit LEAF_REG   = 1,   // register the leaves before the tree (the products leave the weight RAM's path)
     parameter int OUT_DEPTH  = 4    // output FIFO beats beyond the pipeline depth; >= 4 sustains one row fold a cycle
 ) (
     input  wire logic                     clk,
@@ -86,7 +87,8 @@ module pqhw_mvau #(
     localparam int CB = W_CODEBOOK ? 1 : 0;            // decode stage
     localparam int MR = NT > 1 ? 2 : NT > 0 ? 1 : 0;   // registered threshold comparisons (and count)
     localparam int TR = NT > 0 && TD > 1 ? 1 : 0;      // threshold table read register
-    localparam int LAT = 2 + RR + CB + T + TR + MR;    // cycles from issue to the output FIFO
+    localparam int LR = LEAF_REG ? 1 : 0;              // leaf register
+    localparam int LAT = 2 + RR + CB + LR + T + TR + MR;  // cycles from issue to the output FIFO
     localparam int FD = OUT_DEPTH + LAT + 1;           // output FIFO beats (+1: the credit is registered)
 
     // Stages of a tree adding at most f terms a stage until one sum per lane is left (at least one).
@@ -323,6 +325,31 @@ module pqhw_mvau #(
         end
     end
 
+    // ---- leaf register: the weight RAM's word, its routing and the product logic end at a flip-flop, and
+    // the first tree stage starts at one (FINN's TFC_2W2A: 128.1 MHz without, see bench.lut_efficiency)
+    logic [PE*N0*PW-1:0] leaf_t;   // the leaves the tree adds
+    logic v_l, first_l, last_l;
+    logic [NFW-1:0] nf_l;
+    if (LEAF_REG) begin : g_leaf_reg
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                v_l <= 1'b0;
+            end else begin
+                v_l <= v_e;
+            end
+            leaf_t <= leaf;
+            first_l <= first_e;
+            last_l <= last_e;
+            nf_l <= nf_e;
+        end
+    end else begin : g_leaf_comb
+        assign leaf_t = leaf;
+        assign v_l = v_e;
+        assign first_l = first_e;
+        assign last_l = last_e;
+        assign nf_l = nf_e;
+    end
+
     // ---- adder tree: stage k adds FANIN nodes of stage k-1 (stage 0: the leaves), registered ------------
     // Node j of lane p after stage k (1..T) at [(((k-1)*PE + p)*N1 + j)*ACC_BITS].
     logic [T*PE*N1*ACC_BITS-1:0] tr;
@@ -338,7 +365,7 @@ module pqhw_mvau #(
                     for (int i = 0; i < FANIN; i++) begin
                         if (j*FANIN + i < NP) begin
                             if (k == 1) begin
-                                lf = leaf[(p*N0 + j*FANIN + i)*PW +: PW];
+                                lf = leaf_t[(p*N0 + j*FANIN + i)*PW +: PW];
                                 /* verilator lint_off WIDTHEXPAND */
                                 /* verilator lint_off WIDTHTRUNC */
                                 sum = sum + lf;  // modulo 2^ACC_BITS when a leaf is wider
@@ -369,11 +396,11 @@ module pqhw_mvau #(
         if (rst) begin
             v_t <= '0;
         end else begin
-            v_t <= T'({v_t, v_e});
+            v_t <= T'({v_t, v_l});
         end
-        first_t <= T'({first_t, first_e});
-        last_t <= T'({last_t, last_e});
-        nf_t <= (T*NFW)'({nf_t, nf_e});
+        first_t <= T'({first_t, first_l});
+        last_t <= T'({last_t, last_l});
+        nf_t <= (T*NFW)'({nf_t, nf_l});
     end
     wire logic v_c = v_t[T-1];
     wire logic first_c = first_t[T-1];
