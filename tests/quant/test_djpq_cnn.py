@@ -103,6 +103,7 @@ TINY_CNN = {"name": "tiny_djpq_cnn", "dataset": {"name": "digits", "input_bits":
                        "init_act_bits": 4, "lr_gates": 0.2, "init_log_sigma2": -2.0}}
 
 
+@pytest.mark.slow  # 63-77 s; make test keeps the conv BOPs, channel-removal and refusal tests above
 @pytest.mark.sim
 def test_pruned_cnn_exports_compiles_and_verifies(tmp_path):
     from hw.compile import compile_model
