@@ -63,13 +63,24 @@ module pqhw_fifo #(
     assign m_axis_tvalid = head_v;
     assign m_axis_tdata  = head;
 
+    logic wr_adv, rd_adv;   // the pointers move on (each form below says when)
     always_ff @(posedge clk) begin
         if (rst) begin
-            count <= '0;
-        end else if (push && !pop) begin
-            count <= count + 1'b1;
-        end else if (pop && !push) begin
-            count <= count - 1'b1;
+            count  <= '0;
+            wr_ptr <= '0;
+            rd_ptr <= '0;
+        end else begin
+            if (push && !pop) begin
+                count <= count + 1'b1;
+            end else if (pop && !push) begin
+                count <= count - 1'b1;
+            end
+            if (wr_adv) begin
+                wr_ptr <= wr_next;
+            end
+            if (rd_adv) begin
+                rd_ptr <= rd_next;
+            end
         end
     end
 
@@ -83,6 +94,8 @@ module pqhw_fifo #(
         wire logic from_mem = load && !mem_empty;
         wire logic bypass = BYPASS && load && mem_empty && push;
         wire logic write = push && !bypass;              // the beat stays in mem (advances wr_ptr)
+        assign wr_adv = write;
+        assign rd_adv = from_mem;
 
         always_ff @(posedge clk) begin
             // Every pushed beat is written at wr_ptr, a free slot; a bypassed one simply leaves wr_ptr where
@@ -96,19 +109,9 @@ module pqhw_fifo #(
                 head <= s_axis_tdata;
             end
             if (rst) begin
-                wr_ptr <= '0;
-                rd_ptr <= '0;
                 head_v <= 1'b0;
-            end else begin
-                if (write) begin
-                    wr_ptr <= wr_next;
-                end
-                if (from_mem) begin
-                    rd_ptr <= rd_next;
-                end
-                if (load) begin
-                    head_v <= from_mem || bypass;
-                end
+            end else if (load) begin
+                head_v <= from_mem || bypass;
             end
         end
     end else begin : g_pipe
@@ -118,6 +121,8 @@ module pqhw_fifo #(
         wire logic mem_has = count > (CW'(head_v) + CW'(rdata_v));
         wire logic take = rdata_v && (!head_v || pop);     // rdata -> head
         wire logic read = mem_has && (!rdata_v || take);   // mem -> rdata
+        assign wr_adv = push;
+        assign rd_adv = read;
 
         always_ff @(posedge clk) begin
             if (push) begin
@@ -130,17 +135,9 @@ module pqhw_fifo #(
                 head <= rdata;
             end
             if (rst) begin
-                wr_ptr  <= '0;
-                rd_ptr  <= '0;
                 rdata_v <= 1'b0;
                 head_v  <= 1'b0;
             end else begin
-                if (push) begin
-                    wr_ptr <= wr_next;
-                end
-                if (read) begin
-                    rd_ptr <= rd_next;
-                end
                 if (read || take) begin
                     rdata_v <= read;
                 end
