@@ -26,7 +26,7 @@ from pydantic import model_validator
 
 from common.dtypes import dtype_bits, smallest_dtype
 from common.errors import UserError
-from hw.kinds.base import LayerKind, finn_ints, register
+from hw.kinds.base import LayerKind, MatrixShape, finn_ints, register
 from hw.kinds.threshold import multithreshold
 from hw.layer_rtl import (STYLE_CONST, STYLE_ROM, Fmt, LayerRTL, activation_params, check_folding, const_literal,
                           fmt_for_range, memh, pack)
@@ -64,7 +64,7 @@ def input_planes(x: np.ndarray, fmt: Fmt) -> list[tuple[int, np.ndarray]]:
 
 
 @register
-class ALQ(LayerKind):
+class ALQ(MatrixShape, LayerKind):
     kind: Literal["alq"] = "alq"
     mh: int
     mw: int
@@ -201,25 +201,6 @@ class ALQ(LayerKind):
         macs = self.mh * self.mw * self.num_vectors
         return {"weight_bits": round(live / self.mh, 3), "act_bits": a_bits, "macs": macs,
                 "bops": live * self.mw * a_bits * self.num_vectors, "basis_bits": live * self.mw}
-
-    # -- shape and folding ------------------------------------------------------------------------------------
-    @property
-    def in_channels(self) -> int:
-        return self.mw
-
-    @property
-    def out_channels(self) -> int:
-        return self.mh
-
-    @property
-    def in_fold(self) -> int:
-        return self.simd
-
-    def fold_totals(self) -> dict[str, int]:
-        return {"pe": self.mh, "simd": self.mw}
-
-    def cycles(self) -> int:
-        return (self.mh // self.pe) * (self.mw // self.simd) * self.num_vectors
 
     # -- hardware ---------------------------------------------------------------------------------------------
     def acc_range(self, in_fmt: Fmt) -> tuple[int, int]:

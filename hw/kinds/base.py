@@ -191,3 +191,26 @@ class ImageStream:
 
     def fold_totals(self) -> dict[str, int]:
         return {"simd": self.channels}
+
+
+class MatrixShape:
+    """Shape and folding of a matrix-vector kind (fields mh, mw, pe, simd, num_vectors): MH outputs folded by
+    PE, MW inputs folded by SIMD, one matrix-vector product per input vector."""
+
+    @property
+    def in_channels(self) -> int:
+        return self.mw
+
+    @property
+    def out_channels(self) -> int:
+        return self.mh
+
+    @property
+    def in_fold(self) -> int:
+        return self.simd
+
+    def fold_totals(self) -> dict[str, int]:
+        return {"pe": self.mh, "simd": self.mw}
+
+    def cycles(self) -> int:
+        return (self.mh // self.pe) * (self.mw // self.simd) * self.num_vectors

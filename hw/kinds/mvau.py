@@ -27,7 +27,7 @@ from pydantic import model_validator
 from common import codebook
 from common.dtypes import dtype_bits, dtype_range, smallest_dtype
 from common.errors import UserError
-from hw.kinds.base import LayerKind, finn_ints, register
+from hw.kinds.base import LayerKind, MatrixShape, finn_ints, register
 from hw.kinds.threshold import multithreshold
 from hw.layer_rtl import (STYLE_CONST, STYLE_ROM, Fmt, LayerRTL, activation_params, check_folding, const_literal,
                           dtype_fmt, fmt_for_range, memh, pack)
@@ -62,7 +62,7 @@ def exact_acc_range(mode: str, w: np.ndarray, in_dtype: str) -> tuple[int, int]:
 
 
 @register
-class MVAU(LayerKind):
+class MVAU(MatrixShape, LayerKind):
     kind: Literal["mvau"] = "mvau"
     mode: Literal["xnor", "ternary", "int"]
     mh: int
@@ -156,24 +156,6 @@ class MVAU(LayerKind):
         a_bits = 1 if self.mode == "xnor" else dtype_bits(self.input_dtype)
         macs = self.mh * self.mw * self.num_vectors
         return {"weight_bits": w_bits, "act_bits": a_bits, "macs": macs, "bops": macs * w_bits * a_bits}
-
-    @property
-    def in_channels(self) -> int:
-        return self.mw
-
-    @property
-    def out_channels(self) -> int:
-        return self.mh
-
-    @property
-    def in_fold(self) -> int:
-        return self.simd
-
-    def fold_totals(self) -> dict[str, int]:
-        return {"pe": self.mh, "simd": self.mw}
-
-    def cycles(self) -> int:
-        return (self.mh // self.pe) * (self.mw // self.simd) * self.num_vectors
 
     def rtl(self, in_fmt: Fmt, prefix: str) -> LayerRTL:
         """pqhw_mvau's parameters (pqhw_xnor_unrolled for a fully unrolled xnor layer with constant weights);
