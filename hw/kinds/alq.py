@@ -1,4 +1,5 @@
-"""`alq`: a fully connected layer whose weights are sums of binary bases (ALQ, paper 003), on bit planes.
+"""`alq`: a matrix-vector layer (fully connected, or a lowered convolution) whose weights are sums of binary
+bases (ALQ, paper 003), on bit planes.
 
 Row r of the weight matrix is W[r] = sum_i 2^shift[r][i] (2 plane[r][i] - 1): up to NB live bases per output
 channel (the per-group bit-width table is which slots are live), each a {-1, +1} vector stored as the bit
@@ -14,7 +15,10 @@ neurons a cycle, all NB bases and IN_BITS planes in parallel; cycles (MH/PE)(MW/
 
 FINN sees such a layer as an integer MVAU (quant/methods/alq_export.py exports it so). The kind claims an
 MVAU node only when the QONNX file carries ALQ's bases (metadata `pqhw.alq`, one entry per MVAU in graph
-order), and refuses in one line when those bases do not reproduce FINN's integer weights exactly.
+order), and refuses in one line when those bases do not reproduce FINN's integer weights exactly. A layer
+whose rows come from an image (a conv's (C_in, kh, kw), the (C, H, W) flatten before the first linear layer:
+the entry's `in_shape`) has its plane bits in torch's order; FINN's lowering orders those rows (kh, kw, C_in)
+(Im2Col) and (H, W, C) (RemoveCNVtoFCFlatten), and the planes are permuted the same way before the check.
 """
 from __future__ import annotations
 
@@ -40,6 +44,13 @@ AUTO_CONST_MAX_BITS = 4096
 def _bits_of(hex_plane: str, n: int) -> np.ndarray:
     v = int(hex_plane, 16)
     return np.array([(v >> j) & 1 for j in range(n)], dtype=np.int64)
+
+
+def finn_row_order(hex_plane: str, in_shape: list[int]) -> str:
+    """A plane over a row in (C, H, W) order as the same plane in FINN's (H, W, C) order."""
+    c, h, w = in_shape
+    bits = _bits_of(hex_plane, c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
+    return hex(int("".join("1" if b else "0" for b in bits[::-1]), 2))
 
 
 def alq_metadata(model) -> dict | None:
@@ -118,7 +129,14 @@ class ALQ(MatrixShape, LayerKind):
                             f"1..{MAX_IN_BITS} bits")
         w = finn_ints(model.get_initializer(node.input[1]), f"{node.name} weights").T
         mh, mw = int(attrs["MH"]), int(attrs["MW"])
-        terms = meta["layers"][index]["terms"]
+        entry = meta["layers"][index]
+        terms = entry["terms"]
+        in_shape = entry.get("in_shape")
+        if in_shape is not None:
+            if len(in_shape) != 3 or int(np.prod(in_shape)) != mw:
+                raise UserError(f"{where}: the ALQ bases' in_shape {in_shape} does not match the node's {mw} "
+                                "inputs; export the run again with `pqhw export`")
+            terms = [[(s, finn_row_order(p, in_shape)) for s, p in t] for t in terms]
         if w.shape != (mh, mw) or len(terms) != mh:
             raise UserError(f"{where}: the ALQ bases describe {len(terms)} channels, the node has {mh} x {mw} "
                             "weights; export the run again with `pqhw export`")

@@ -11,10 +11,12 @@ Why the integers are exact:
 
 The bases travel in the QONNX file's metadata (`METADATA_KEY`): per layer and output channel the live bases
 as (shift, bit plane) terms, W_int[r] = sum_i 2^shift_i (2 plane_i - 1) (a basis whose alpha has several
-mantissa bits is as many terms with the same plane). The hardware reads them back and checks
-that they reproduce FINN's integer weights exactly (hw/kinds/alq.py). Everything else the export refuses in
-one line: free activation levels have no exact integer route yet, and only linear layers with channel-wise
-groups are built.
+mantissa bits is as many terms with the same plane). A plane's bits are in torch's order of the row: (C_in, kh,
+kw) for a conv, (C, H, W) for the linear layer after the flatten; such layers say so in `in_shape`, because
+FINN's lowering (Im2Col, and RemoveCNVtoFCFlatten) orders the rows (kh, kw, C_in) / (H, W, C) and the hardware
+permutes the planes the same way. The hardware reads them back and checks that they reproduce FINN's integer
+weights exactly (hw/kinds/alq.py). Everything else the export refuses in one line: free activation levels have
+no exact integer route yet, and only channel-wise groups (one set of bases per output channel) are built.
 """
 from __future__ import annotations
 
@@ -32,27 +34,28 @@ METADATA_VERSION = 1
 
 
 class ALQExportNet(nn.Module):
-    """Integer pixels (as floats) [N, features] -> logits, Brevitas layers only; `qonnx_metadata` goes into
-    the exported file (quant.export)."""
+    """Integer pixels (as floats) [N, features] -> logits, Brevitas layers only (viewed as [N, C, H, W] first
+    when `image_shape` is given, as quant.layers.Net does); `qonnx_metadata` goes into the exported file."""
 
-    def __init__(self, blocks: list[nn.Module], metadata: dict[str, str]):
+    def __init__(self, blocks: list[nn.Module], metadata: dict[str, str], image_shape: tuple[int, ...] | None = None):
         super().__init__()
         self.body = nn.Sequential(*blocks)
         self.qonnx_metadata = metadata
+        self.image_shape = image_shape
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.image_shape is not None:
+            x = x.reshape(-1, *self.image_shape)  # -1: the exported graph keeps any batch
         return self.body(x)
 
     def quant_layers(self) -> list[nn.Module]:
         import brevitas.nn as qnn
 
-        return [b for b in self.body if isinstance(b, qnn.QuantLinear)]
+        return [b for b in self.body if isinstance(b, (qnn.QuantLinear, qnn.QuantConv2d))]
 
 
 def check_exportable(run_cfg, m, model) -> None:
     """One line for each thing the integer route cannot take yet."""
-    from quant.methods.alq_net import ALQLinear
-
     if not m.pow2:
         raise UserError("method.pow2: exporting ALQ to integer hardware needs pow2: true (alpha and gamma powers "
                         "of two); retrain with it")
@@ -63,12 +66,10 @@ def check_exportable(run_cfg, m, model) -> None:
         raise UserError("method.classifier_bias: a float bias on the last layer leaves the logits off the integer "
                         "grid; retrain with classifier_bias: false")
     for i, layer in enumerate(model.quant_layers()):
-        if not isinstance(layer, ALQLinear):
-            raise UserError(f"model.layers.{i}: ALQ conv layers have no hardware export yet; accepted: linear "
-                            "layers (an MLP config such as digits_alq_hw.yaml)")
         if layer.w.kind != "channel":
-            raise UserError(f"method.structures.{i}: {layer.w.structure!r} groups have no hardware export yet; "
-                            "accepted: channel")
+            raise UserError(f"method.structures.{i}: {layer.w.structure!r} groups have no hardware export yet "
+                            "(one set of bases per output channel is built); accepted: channel (as "
+                            "mnist5k_alq_lenet5_hw.yaml sets for every layer)")
         if not bool(layer.w.quantized):
             raise UserError(f"model.layers.{i}: weights are not binary bases yet (ALQ's init phase did not run); "
                             "train the run to the end before exporting")
@@ -130,23 +131,35 @@ def _act_quant(bits: int, step: float):
                                       restrict_scaling_type=RestrictValueType.FP)
 
 
-def brevitas_linear(layer, where: str):
+def _integer_layer(layer, where: str, in_shape: list[int] | None):
+    """(the Brevitas layer holding W_int 2^-f, its metadata entry)."""
     import brevitas.nn as qnn
+
+    from quant.methods.alq_net import ALQConv2d
 
     w_int, f, terms = layer_integers(layer.w)
     bits = max(2, int(np.abs(w_int).max()).bit_length() + 1)
     scale = 2.0 ** -f
-    new = qnn.QuantLinear(layer.w.shape[1], layer.w.shape[0], bias=layer.bias is not None,
-                          weight_quant=_weight_quant(bits, scale))
+    quant = _weight_quant(bits, scale)
+    bias = layer.bias is not None
+    if isinstance(layer, ALQConv2d):
+        o, c, k, _ = layer.w.shape
+        new = qnn.QuantConv2d(c, o, k, padding=layer.padding, bias=bias, weight_quant=quant)
+        in_shape = [c, k, k]
+    else:
+        new = qnn.QuantLinear(layer.w.shape[1], layer.w.shape[0], bias=bias, weight_quant=quant)
     with torch.no_grad():
         new.weight.copy_(torch.as_tensor(w_int * scale, dtype=new.weight.dtype))
-        if layer.bias is not None:
+        if bias:
             new.bias.copy_(layer.bias.detach())
     got = new.quant_weight()
     if float(got.scale) != scale or not torch.equal(got.value.detach().double() / scale,
                                                     torch.as_tensor(w_int, dtype=torch.float64)):
         raise RuntimeError(f"{where}: Brevitas does not reproduce the ALQ integer weights")
-    return new, {"shape": list(layer.w.shape), "scale_exponent": f, "weight_bits": bits, "terms": terms}
+    side = {"shape": list(layer.w.shape), "scale_exponent": f, "weight_bits": bits, "terms": terms}
+    if in_shape is not None:
+        side["in_shape"] = list(in_shape)
+    return new, side
 
 
 def brevitas_act(act, where: str):
@@ -166,26 +179,42 @@ def brevitas_net(run_cfg, m, model) -> ALQExportNet:
     """The Brevitas network equal to `model` (checked on the test split: integer logits, vector for vector)."""
     import copy
 
-    from quant.methods.alq_net import ALQAct, ALQLinear
+    from quant.layers import FlattenAnyBatch
+    from quant.methods.alq_net import ALQAct, ALQConv2d, ALQLinear
 
     check_exportable(run_cfg, m, model)
     model = model.eval()
     blocks, layers, index, acts = [], [], 0, 0
+    image = tuple(model.image_shape) if model.has_conv else None
+    c, h, w = image if image is not None else (0, 0, 0)
+    flat_from: list[int] | None = None  # (C, H, W) of the image the next linear layer takes, flattened
     for mod in model.body:
-        if isinstance(mod, ALQLinear):
-            new, side = brevitas_linear(mod, f"model.layers.{index}")
+        if isinstance(mod, (ALQLinear, ALQConv2d)):
+            new, side = _integer_layer(mod, f"model.layers.{index}", flat_from)
             blocks.append(new)
             layers.append(side)
             index += 1
+            flat_from = None
+            if isinstance(mod, ALQConv2d):
+                k, p = mod.w.shape[2], mod.padding
+                c, h, w = mod.w.shape[0], h + 2 * p - k + 1, w + 2 * p - k + 1
         elif isinstance(mod, ALQAct):
             blocks.append(brevitas_act(mod, f"activation {acts} (after model.layers.{index - 1})"))
             acts += 1
         elif isinstance(mod, nn.Identity):
             continue
-        else:
+        elif isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
             blocks.append(copy.deepcopy(mod))
+        elif isinstance(mod, nn.MaxPool2d):
+            blocks.append(copy.deepcopy(mod))
+            h, w = h // mod.kernel_size, w // mod.kernel_size
+        elif isinstance(mod, nn.Flatten):
+            blocks.append(FlattenAnyBatch(c * h * w))  # nn.Flatten would pin the export batch
+            flat_from = [c, h, w]
+        else:
+            raise RuntimeError(f"ALQ export: no Brevitas form for {type(mod).__name__}")
     meta = {"version": METADATA_VERSION, "act_bits": m.act_bits, "layers": layers}
-    net = ALQExportNet(blocks, {METADATA_KEY: json.dumps(meta, separators=(",", ":"))}).eval()
+    net = ALQExportNet(blocks, {METADATA_KEY: json.dumps(meta, separators=(",", ":"))}, image).eval()
     check_equal(model, net, run_cfg)
     return net
 

@@ -189,11 +189,12 @@ class ALQLinear(nn.Module):
 
 
 class ALQConv2d(nn.Module):
-    """A valid convolution, stride 1, as quant.layers builds them."""
+    """A convolution, stride 1, `padding` zeros on each side, as quant.layers builds them."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, bias: bool, structure: str, max_bits: int, pow2: bool,
-                 where: str, exp_window: int | None = None, mantissa_bits: int = 1):
+                 where: str, exp_window: int | None = None, mantissa_bits: int = 1, padding: int = 0):
         super().__init__()
+        self.padding = padding
         self.w = ALQWeight((c_out, c_in, kernel, kernel), structure, max_bits, pow2, where, exp_window,
                            mantissa_bits)
         self.bias = nn.Parameter(torch.zeros(c_out)) if bias else None
@@ -203,7 +204,7 @@ class ALQConv2d(nn.Module):
         return self.w.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.w(), self.bias)
+        return F.conv2d(x, self.w(), self.bias, padding=self.padding)
 
 
 class ALQAct(nn.Module):
@@ -337,12 +338,14 @@ class ALQNet(nn.Module):
             if layer.kind == "conv":
                 if flattened:
                     raise UserError(f"model.layers.{i}: a conv layer after a linear layer; convs come first")
-                if layer.kernel > min(h, w):
-                    raise UserError(f"model.layers.{i}.kernel: {layer.kernel} is larger than the {h}x{w} input")
-                blocks += [ALQConv2d(c, layer.channels, layer.kernel, not bn, st, where=where, **q),
+                p = layer.padding
+                if layer.kernel > min(h, w) + 2 * p:
+                    raise UserError(f"model.layers.{i}.kernel: {layer.kernel} is larger than the {h}x{w} input "
+                                    f"with padding {p}")
+                blocks += [ALQConv2d(c, layer.channels, layer.kernel, not bn, st, where=where, padding=p, **q),
                            nn.BatchNorm2d(layer.channels) if bn else nn.Identity(),
                            ALQAct(m.act_bits, m.act_momentum, m.pow2, uniform)]
-                c, h, w = layer.channels, h - layer.kernel + 1, w - layer.kernel + 1
+                c, h, w = layer.channels, h + 2 * p - layer.kernel + 1, w + 2 * p - layer.kernel + 1
                 if layer.pool > 1:
                     blocks.append(nn.MaxPool2d(layer.pool))
                     h, w = h // layer.pool, w // layer.pool
