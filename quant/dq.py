@@ -11,6 +11,14 @@ straight-through estimate (1 where the input lies inside [q_s, q_m], 0 in the cl
 Bit widths: eq. 3 (symmetric weights) and eq. 4 (unsigned activations) give a continuous bit width whose
 ceiling is passed straight through, so the BOPs term of the loss has a gradient in d, q_m and t.
 
+Bounds. The paper requires 0 < q_s < q_m, and a grid of fewer than 2 bits is no weight grid the hardware
+implements. Nothing in eq. 3-7 keeps either: under the BOPs term, eq. 3's straight-through ceiling keeps a
+gradient below 2 bits (where the ceiling no longer moves), so q_m falls through q_s, eq. 6's (q_m - q_s)^(t-1)
+turns NaN and training diverges (LeNet-5's DQ, seeds 1 and 2, epoch 2). So the bit width used in the loss
+stops at MIN_BITS (no gradient below it) and, after each optimizer step, `project_()` puts q_m, d back into
+the feasible set: top level (q_m - q_s)^t / d at least the MIN_BITS grid's (q_m raised) and at most the
+MAX_BITS grid's (d raised).
+
 Restriction (Alg. 2): the bit width is mapped to b' (power of two: 2^round(log2 b), at least 2; 2^ceil(log2 b)
 for pow2_up; or the next integer), the forward pass uses the step d' = (q_m - q_s)^t / L(b') with q_m unchanged, and
 the backward
@@ -28,6 +36,7 @@ from common.errors import UserError
 
 RESTRICT_CHOICES = ("none", "integer", "pow2", "pow2_up")
 HW_BITS = range(2, 9)  # int MVAU widths the RTL implements (plus binary/ternary)
+MIN_BITS, MAX_BITS = 2, 8  # the feasible widths of a learned grid (project_)
 
 
 class DQFunction(torch.autograd.Function):
@@ -139,10 +148,25 @@ class DQQuant(nn.Module):
         return (self.q_m - self.q_s).clamp_min(1e-12) ** self._t()
 
     def continuous_bits(self) -> torch.Tensor:
-        """Eq. 3 or eq. 4 on the learned parameters (differentiable)."""
+        """Eq. 3 or eq. 4 on the learned parameters (differentiable above MIN_BITS, constant at or below)."""
         if self.signed:
-            return weight_bits_eq3(self.q_m, self._d(), self._t(), self.q_s)
-        return act_bits_eq4(self.q_m, self._d(), self.q_s)
+            b = weight_bits_eq3(self.q_m, self._d(), self._t(), self.q_s)
+        else:
+            b = act_bits_eq4(self.q_m, self._d(), self.q_s)
+        return torch.where(b.detach() > MIN_BITS, b, b.detach())
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Back into the feasible set after an optimizer step: levels(MIN_BITS) <= (q_m - q_s)^t / d <=
+        levels(MAX_BITS), so q_m > q_s always; q_m is raised at the bottom, d at the top."""
+        t, d = float(self._t()), float(self._d())
+        low, high = levels(MIN_BITS, self.signed), levels(MAX_BITS, self.signed)
+        q_m_low = self.q_s + (low * d) ** (1.0 / t)
+        if not float(self.q_m) >= q_m_low:
+            self.q_m.fill_(q_m_low)
+        top = float(self._range()) / d
+        if top > high:
+            self.d.fill_(float(self._range()) / high)
 
     def target_bits(self) -> int | None:
         """b' of Alg. 2 (or the fixed width); None when the forward uses the learned step as is."""
@@ -163,6 +187,8 @@ class DQQuant(nn.Module):
 
     def bits(self) -> torch.Tensor:
         """Bit width for the BOPs loss: b' where the forward is restricted (gradient of eq. 3/4), else eq. 3/4."""
+        if self.fixed_bits is not None:  # a fixed width is no parameter: the BOPs term has no gradient here
+            return self.q_m.new_tensor(float(self.fixed_bits))
         b = self.continuous_bits()
         tb = self.target_bits()
         return b if tb is None else b + (tb - b).detach()

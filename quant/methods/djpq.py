@@ -185,6 +185,7 @@ def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> 
     task = progress.add_task(phase, total=epochs) if progress else None
     parts = {}
     cost_fn = _COST_FN.get() if phase in ("dq", "quant", "djpq") else None
+    quantizers = [q for q in net.weight_quantizers() + net.act_quantizers() if q.enabled]
     for epoch in range(epochs):
         gamma, beta = _epoch_losses(net, m, phase, epoch)
         ramp = min(1.0, (epoch + 1) / m.anneal_epochs)
@@ -209,6 +210,8 @@ def run_phase(net: DJPQNet, m: Config, phase: str, split, tc, progress=None) -> 
                 loss = loss + res
             loss.backward()
             opt.step()
+            for q in quantizers:
+                q.project_()
             seen += len(idx)
             correct += int((logits.detach().argmax(1) == y[idx]).sum())
             loss_sum += float(loss.detach()) * len(idx)

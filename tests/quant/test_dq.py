@@ -178,3 +178,41 @@ def test_bad_parameters_are_user_errors():
         DQQuant(True, 8, q_m=0.5, q_s=0.6)
     with pytest.raises(UserError):
         DQQuant(True, 8, q_m=0.5, q_s=0.0, restrict="log")
+
+
+def test_projection_keeps_q_m_above_q_s_and_the_grid_within_2_to_8_bits():
+    # LeNet-5's DQ diverged when the BOPs term pushed a conv's q_m through q_s (eq. 6 then gives NaN)
+    w = DQQuant(True, 8, 0.5, 1e-4)
+    w.t.data.fill_(1.9)
+    w.q_m.data.fill_(-1e-5)  # where one Adam step took seed 1's conv layer
+    w.project_()
+    assert float(w.q_m) > w.q_s
+    assert float(w._range() / w._d()) == pytest.approx(levels(2, True))
+    assert math.isfinite(float(w.continuous_bits()))
+    x = torch.linspace(-1, 1, 41, requires_grad=True)
+    w(x).sum().backward()
+    assert all(math.isfinite(float(p.grad)) for p in (w.q_m, w.d, w.t))
+    a = DQQuant(False, 8, 4.0, 1e-3)
+    a.d.data.fill_(1e-6)  # a grid far finer than 8 bits: d is raised to the 8-bit grid's step
+    a.project_()
+    assert int(torch.round(a._range() / a._d())) == levels(8, False)
+    assert float(a.q_m) == 4.0
+
+
+def test_bit_width_has_no_gradient_at_the_two_bit_floor():
+    w = DQQuant(True, 8, 0.5, 1e-4)
+    w.d.data.fill_(float(w._range()) / 0.8)  # top level below 1: eq. 3 gives 2 bits
+    b = w.continuous_bits()
+    assert float(b) == 2.0
+    g = torch.autograd.grad(b, w.q_m, allow_unused=True)[0] if b.requires_grad else None
+    assert g is None or float(g) == 0.0
+    w.d.data.fill_(float(w._range()) / 20)
+    b = w.continuous_bits()
+    assert float(torch.autograd.grad(b, w.q_m)[0]) > 0
+
+
+def test_fixed_width_bits_carry_no_gradient():
+    # VIBNet + fixed 8/8: the BOPs term cannot change a fixed width, so it may not move q_m or d
+    q = DQQuant(True, 8, 0.5, 1e-4, fixed_bits=8)
+    b = q.bits()
+    assert float(b) == 8.0 and not b.requires_grad
