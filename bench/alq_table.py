@@ -167,3 +167,80 @@ def run_hw(work: Path, rows=HW_ROWS) -> dict:
                     "compile_seconds": rep.get("compile_seconds", comp.get("compile_seconds"))})
         (work / "alq_hw_table.md").write_text(hw_table(out) + "\n")
     return {"rows": out, "fps": HW_FPS, "clock_mhz": HW_CLOCK_MHZ, "table": str(work / "alq_hw_table.md")}
+
+
+# ------------------------------------------------------------------------------------------------- LeNet-5
+# `make bench ONLY=alq_lenet5`: the ALQ LeNet-5 (configs/mnist5k_alq_lenet5_hw.yaml, classic LeNet-5 with
+# channel-wise groups) through `pqhw flow --board ulx3s-85f` (train, export, compile at the fastest folding that
+# fits, verify in RTL simulation, bitstream) next to the binary and 2-bit LeNet-5 of the same topology through
+# the same flow; then its accuracy at the other target bits (training only).
+LENET_CONFIG = "mnist5k_alq_lenet5_hw"
+LENET_BITS = (2.0, 1.0, 0.7, 0.4)
+LENET_HW = [("ALQ LeNet-5, 1 bit", LENET_CONFIG), ("LeNet-5 w1a1", "mnist5k_lenet5_w1a1_alqref"),
+            ("LeNet-5 w2a2", "mnist5k_lenet5_w2a2")]
+
+
+def _fmt(v, spec: str, unit: str = "") -> str:
+    return "-" if v is None else f"{v:{spec}}{unit}"
+
+
+def lenet_table(hw_rows: list[dict], acc_rows: list[dict]) -> str:
+    lines = ["On the ULX3S (ECP5-85F), `pqhw flow --board ulx3s-85f` (the fastest folding that fits; RTL simulation "
+             "on the test split + 100 random vectors, idle and backpressure; place and route at the 25 MHz board "
+             "clock):", "",
+             "| net | weight bits | test acc (float) | mismatches / vectors | measured / expected cycles | LUTs | FFs "
+             "| BRAMs | Fmax | frames/s at Fmax |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in hw_rows:
+        acc = r.get("test_accuracy")
+        lines.append(
+            f"| {r['net']} | {r.get('weight_bits', '-')} | {_fmt(acc and 100 * acc, '.2f', ' %')} "
+            f"({_fmt(r.get('float_accuracy') and 100 * r['float_accuracy'], '.2f', ' %')}) | "
+            f"{r.get('mismatches', '-')} / {r.get('vectors', '-')} | {_fmt(r.get('measured_cycles_per_frame'), ',.0f')}"
+            f" / {_fmt(r.get('expected_cycles_per_frame'), ',')} | {_fmt(r.get('luts'), ',')} | "
+            f"{_fmt(r.get('ffs'), ',')} | {_fmt(r.get('brams'), 'd')} | {_fmt(r.get('fmax_mhz'), '.1f', ' MHz')} | "
+            f"{_fmt(r.get('fps_at_fmax'), ',.0f')} |" + (f" {r['error']}" if r.get("error") else ""))
+    return "\n".join(lines + ["", "Accuracy against average weight bits (2-bit activations):", "", table(acc_rows)])
+
+
+def run_lenet5(work: Path, bits=LENET_BITS, hw=LENET_HW) -> dict:
+    import json
+
+    from bench.conv_nets import flow_row
+    from quant.config import parse_config
+    from quant.train import train_run
+
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    hw_rows, acc_rows = [], []
+    default_bits = yaml.safe_load((ROOT / "configs" / f"{LENET_CONFIG}.yaml").read_text())["method"]["target_bits"]
+
+    def write():
+        (work / "alq_lenet5.md").write_text(lenet_table(hw_rows, acc_rows) + "\n")
+
+    for label, config in hw:
+        row = flow_row(label, config, work)
+        metrics = work / config / "metrics.json"
+        if metrics.is_file():
+            m = json.loads(metrics.read_text())
+            row["weight_bits"] = m.get("avg_weight_bits") or round(m["weight_bits_total"] / m["params"], 3)
+            if config == LENET_CONFIG:
+                row["storage_kib"] = m["storage_kib"]
+                acc_rows.append({"config": config, "target_bits": default_bits, **{k: m[k] for k in KEEP}})
+        comp = work / config / "hw" / "compile.json"
+        if comp.is_file():
+            c = json.loads(comp.read_text())
+            if c.get("estimate_total"):
+                row["estimate"] = {k: c["estimate_total"][k] for k in ("luts", "ffs", "brams")}
+            row["folding"] = [f"{l['name']} PE{l.get('pe')} SIMD{l.get('simd')}" for l in c["layers"]
+                              if l["kind"] in ("alq", "mvau")]
+        hw_rows.append(row)
+        write()
+    for b in bits:
+        if b == default_bits and any(r["config"] == LENET_CONFIG for r in acc_rows):
+            continue
+        cfg = parse_config(_config(LENET_CONFIG, b), f"{LENET_CONFIG}.yaml (target_bits {b})")
+        m = train_run(cfg, work / cfg.name, show_progress=False)
+        acc_rows.append({"config": LENET_CONFIG, "target_bits": b, **{k: m[k] for k in KEEP}})
+        acc_rows.sort(key=lambda r: -r["target_bits"])
+        write()
+    return {"hw_rows": hw_rows, "rows": acc_rows, "table": str(work / "alq_lenet5.md")}
