@@ -29,6 +29,7 @@ BENCHMARKS = {
     "finn_zoo": "bench.finn_zoo:run",
     "alq": "bench.alq_table:run",
     "alq_hw": "bench.alq_table:run_hw",
+    "alq_lenet5": "bench.alq_table:run_lenet5",
     "admm": "bench.admm_table:run",
     "sparsity_luts": "bench.sparsity_luts:run",
     "rtllib_blocks": "bench.rtllib_compare:run",
