@@ -22,6 +22,8 @@ BENCHMARKS = {
     "djpq": "bench.run:djpq",
     "djpq_hw": "bench.djpq_hw:run",
     "djpq_lenet5": "bench.djpq_table:run_lenet5",
+    "ptq_lenet5": "bench.ptq_ablation:run_lenet5",
+    "djpq_hw_cnn": "bench.djpq_hw:run_cnn",
     "estimates": "bench.estimate_calibration:run",
     "rtl": "bench.rtl_bench:run",
     "sim_speed": "bench.sim_speed:run",

@@ -60,8 +60,8 @@ def _ternary_layer(layer, scale: float):
         new = qnn.QuantLinear(layer.in_features, layer.out_features, bias=False,
                               weight_quant=const_ternary_weight(scale))
     else:
-        new = qnn.QuantConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, bias=False,
-                              weight_quant=const_ternary_weight(scale))
+        new = qnn.QuantConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.padding,
+                              bias=False, weight_quant=const_ternary_weight(scale))
     with torch.no_grad():
         new.weight.copy_(q * scale)
     return new

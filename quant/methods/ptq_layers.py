@@ -145,9 +145,10 @@ class PTQLinear(nn.Module):
 
 
 class PTQConv2d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, **kw):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0, **kw):
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.padding = padding  # zero padding, as the config's conv (LeNet-5's first layer pads 2)
         self.w = PTQWeight((out_channels, in_channels, kernel_size, kernel_size), **kw)
 
     @property
@@ -155,7 +156,7 @@ class PTQConv2d(nn.Module):
         return self.w.weight
 
     def forward(self, x):
-        return F.conv2d(x, self.w())
+        return F.conv2d(x, self.w(), padding=self.padding)
 
 
 def _grad_scale(x: torch.Tensor, scale: float) -> torch.Tensor:

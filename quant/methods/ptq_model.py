@@ -61,15 +61,16 @@ class PTQNet(Net):
                     if policy.get(i) == "float":  # the paper keeps the first conv in float
                         self.body[j] = (nn.Linear(m.in_features, m.out_features, bias=False)
                                         if isinstance(m, qnn.QuantLinear) else
-                                        nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size[0], bias=False))
+                                        nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size[0], padding=m.padding,
+                                                  bias=False))
                     continue
                 last = i == len(specs) - 1
                 gain = last and mcfg.classifier_gain
                 if isinstance(m, qnn.QuantLinear):
                     new = PTQLinear(m.in_features, m.out_features, per_tensor=last, gain=gain, **kw)
                 else:
-                    new = PTQConv2d(m.in_channels, m.out_channels, m.kernel_size[0], per_tensor=last, gain=gain,
-                                    **kw)
+                    new = PTQConv2d(m.in_channels, m.out_channels, m.kernel_size[0], padding=m.padding[0],
+                                    per_tensor=last, gain=gain, **kw)
                 self.body[j] = new
             elif isinstance(m, (qnn.QuantReLU, qnn.QuantIdentity)):
                 bits, signed = act_spec(acts[act_idx], f"model.layers.{act_idx}.act", mcfg.act_levels)
