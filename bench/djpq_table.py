@@ -59,11 +59,19 @@ def _config(model: str, overrides: dict, seed: int = 0) -> dict:
 def train_rows(work: Path, model: str = "mlp", only: tuple[str, ...] | None = None) -> list[dict]:
     import torch
 
+    from quant.methods.djpq import pretrain_cache
+
+    torch.set_num_threads(1)
+    with pretrain_cache(work / model / "pretrained"):  # one float pre-training a seed, shared by the rows
+        rows = _train_rows(work, model, only)
+    return _with_float_row(model, rows)
+
+
+def _train_rows(work: Path, model: str, only: tuple[str, ...] | None) -> list[dict]:
     from common.errors import UserError
     from quant.config import parse_config
     from quant.train import train_run
 
-    torch.set_num_threads(1)
     base = ROOT / "configs" / f"{MODELS[model]}.yaml"
     rows = []
     for label, overrides in ROWS:
@@ -90,6 +98,10 @@ def train_rows(work: Path, model: str = "mlp", only: tuple[str, ...] | None = No
                      "act_bits_per_layer": [r["act_bits_per_layer"] for r in runs],
                      "layer_pruning_ratio": runs[0]["layer_pruning_ratio"],
                      "kept_channels": [r["kept_channels"] for r in runs], "runs": runs})
+    return rows
+
+
+def _with_float_row(model: str, rows: list[dict]) -> list[dict]:
     first = next(r["runs"] for r in rows if "runs" in r)
     rows.insert(0, {"model": model, "row": "float baseline", "bit_width": "32/32",
                     "test_accuracy": _summary(r["float_accuracy"] for r in first),

@@ -51,6 +51,42 @@ def resource_cost(cost_fn):
         _COST_FN.reset(token)
 
 
+# Float pre-training cache: the pre-training phase is the same for every variant of one model, seed and
+# pre-training setting (the quantizers and gates are off, nothing in it draws from the global RNG), so a
+# table of Table 1's rows trains it once a seed. A directory or None (the default: always trained).
+_PRETRAIN_CACHE = contextvars.ContextVar("djpq_pretrain_cache", default=None)
+
+
+@contextlib.contextmanager
+def pretrain_cache(directory):
+    """Runs inside the block load a finished float pre-training from `directory` when one with the same
+    model, data, seed and pre-training options is there, and save theirs into it otherwise."""
+    token = _PRETRAIN_CACHE.set(Path(directory))
+    try:
+        yield Path(directory)
+    finally:
+        _PRETRAIN_CACHE.reset(token)
+
+
+def _pretrain_key(run_cfg, m: Config) -> str:
+    import hashlib
+    import json
+
+    what = {"model": run_cfg.model.model_dump(mode="json"), "dataset": run_cfg.dataset.model_dump(mode="json"),
+            "seed": run_cfg.training.seed, "batch_size": run_cfg.training.batch_size,
+            "epochs": m.pretrain_epochs, "lr": m.pretrain_lr}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _float_state(net: DJPQNet) -> dict:
+    """What pre-training changes: the weights and batch norms (not the quantizers' or gates' parameters)."""
+    skip = {id(p) for p in net.quant_parameters() + net.gate_parameters()}
+    skip |= {id(p) for q in net.weight_quantizers() + net.act_quantizers() for p in q.parameters()}
+    skip |= {id(p) for g in net.gates() for p in g.parameters()}
+    names = {n for n, p in net.named_parameters() if id(p) in skip}
+    return {k: v.clone() for k, v in net.state_dict().items() if k not in names}
+
+
 PHASES = {"fixed": ["pretrain", "fixed"], "dq": ["pretrain", "dq"], "vib_dq": ["pretrain", "vib", "quant"],
           "djpq": ["pretrain", "djpq"]}
 
@@ -287,7 +323,17 @@ def train(run_cfg, m: Config, model: DJPQNet, split, out_dir: Path, resume: bool
     for phase in phases:
         if phase in done:
             continue
-        parts = run_phase(model, m, phase, split, run_cfg.training, progress)
+        cache = _PRETRAIN_CACHE.get() if phase == "pretrain" else None
+        cached = cache / f"pretrain_{_pretrain_key(run_cfg, m)}.pt" if cache is not None else None
+        if cached is not None and cached.is_file():
+            configure(model, phase)
+            model.load_state_dict(load_torch(cached)["state_dict"], strict=False)
+            parts = {"cached": True}
+        else:
+            parts = run_phase(model, m, phase, split, run_cfg.training, progress)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                atomic_torch_save({"state_dict": _float_state(model), "config": cached.stem}, cached)
         results[phase] = {**parts, "test_accuracy": _accuracy(model, split)}
         done.append(phase)
         atomic_torch_save({"state_dict": model.state_dict(), "config": run_cfg.model_dump(mode="json"),

@@ -155,3 +155,19 @@ def test_float_pretraining_layers_end_in_a_relu():
     assert (pre < 0).any()
     assert torch.equal(b.activate(pre), pre.clamp_min(0))
     assert torch.equal(b.wq(b.weight), b.weight)   # weights stay float
+
+
+def test_cached_pretraining_gives_the_same_run_as_training_it(tmp_path):
+    # the table trains the float pre-training once a seed; a row that loads it must equal one that trains it
+    fixed = {"variant": "fixed", "fixed_bits": [4, 4]}
+    plain = train_run(parse_config(_run_cfg(fixed)), tmp_path / "plain", show_progress=False)
+    with djpq.pretrain_cache(tmp_path / "cache"):
+        train_run(parse_config(_run_cfg({"variant": "dq", "restrict": "none"})), tmp_path / "dq",
+                  show_progress=False)  # fills the cache with its (identical) pre-training
+        cached = train_run(parse_config(_run_cfg(fixed)), tmp_path / "cached", show_progress=False)
+    assert cached["phases"]["pretrain"].get("cached") is True
+    assert cached["test_accuracy"] == plain["test_accuracy"]
+    assert cached["float_accuracy"] == plain["float_accuracy"]
+    a = torch.load(tmp_path / "plain" / "model.pt", weights_only=False)["state_dict"]
+    b = torch.load(tmp_path / "cached" / "model.pt", weights_only=False)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
