@@ -33,6 +33,7 @@ BENCHMARKS = {
     "alq_hw": "bench.alq_table:run_hw",
     "alq_lenet5": "bench.alq_table:run_lenet5",
     "admm": "bench.admm_table:run",
+    "admm_lenet5": "bench.admm_table:run_lenet5",
     "sparsity_luts": "bench.sparsity_luts:run",
     "rtllib_blocks": "bench.rtllib_compare:run",
     "synth_time": "bench.synth_time:run",

@@ -152,15 +152,15 @@ def parse_config(data: dict, source: str = "<config>") -> RunConfig:
     for i, layer in enumerate(cfg.model.layers[:-1]):
         if layer.act is None:
             raise UserError(f"{source}: model.layers.{i}.act: hidden layers need an activation quantizer")
-    if cfg.method is not None and cfg.training.shift:
-        raise UserError(f"{source}: training.shift: method {cfg.method.get('name')!r} trains through its own "
-                        "phases, which do not shift images; shift is for plain training, set it to 0")
     try:
-        cfg.method_parts()
+        module, _ = cfg.method_parts()
     except ValidationError as err:
         raise UserError(f"{source}: {_first_error(err, ('method',))}") from None
     except UserError as err:
         raise UserError(f"{source}: {err}") from None
+    if module is not None and cfg.training.shift and not getattr(module, "TAKES_SHIFT", False):
+        raise UserError(f"{source}: training.shift: method {cfg.method.get('name')!r} trains through its own "
+                        "phases, which do not shift images; shift is for plain training and admm, set it to 0")
     return cfg
 
 

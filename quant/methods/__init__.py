@@ -9,6 +9,7 @@ and optionally:
   build_model(run_cfg, method_cfg, image_shape, classes) -> nn.Module   (default: quant.layers.build_model)
   export_model(run_cfg, method_cfg, model) -> nn.Module                 what `pqhw export` exports (e.g. with
                               pruned channels removed); default: the model itself
+  TAKES_SHIFT = True          its phases move training images by `training.shift` (default: refused)
 Without a `method:` section, `pqhw train` runs plain quantization-aware training.
 """
 from __future__ import annotations

@@ -47,6 +47,7 @@ from quant.train import accuracy, restore_counters, seed_everything, stats_count
 from quant.quantizers import weight_bits
 
 STATE = "admm_state.pt"
+TAKES_SHIFT = True  # every phase moves training images by training.shift, as plain training does
 
 
 class _Strict(BaseModel):
@@ -331,7 +332,7 @@ def _run_phase(model, split, run_cfg, mcfg, phase, index, out_dir, state, histor
         else:
             train_epochs(model, split, opt, sched, phase.epochs, tc.batch_size, gen, progress,
                          f"{run_cfg.name} {phase.name}", start,
-                         after_step=lambda: [enforce(l) for l in layers], on_epoch=finish_epoch)
+                         after_step=lambda: [enforce(l) for l in layers], on_epoch=finish_epoch, shift=tc.shift)
     finally:
         for h in handles:
             h.remove()

@@ -292,3 +292,21 @@ def test_structured_run_zeros_whole_groups(tmp_path, structure):
         groups = w.abs().sum(dim=dim)
         assert int((groups == 0).sum()) == round(0.5 * groups.numel())
     assert m["structure"] == structure
+
+
+def test_training_shift_moves_the_images_of_every_phase(tmp_path):
+    """ADMM takes `training.shift` (its phases move the training images, as plain training does): the same
+    seed with and without it gives other weights, phase by phase, from the pretrained network on."""
+    quick = {"pretrain_epochs": 1, "prune": {"steps": [0.5], "iterations": 1, "epochs_per_iteration": 1,
+                                             "retrain_epochs": 1},
+             "quantize": {"iterations": 1, "epochs_per_iteration": 1, "retrain_epochs": 1, "finetune_epochs": 0}}
+    runs = {}
+    for shift in (0, 1):
+        d = copy.deepcopy(TINY)
+        d["method"].update(quick)
+        d["training"]["shift"] = shift
+        m = _train(tmp_path / f"s{shift}", parse_config(d))
+        runs[shift] = (m, _weights(tmp_path / f"s{shift}"))
+    (m0, w0), (m1, w1) = runs[0], runs[1]
+    assert m0["zeros"] == m1["zeros"]  # both reach the target exactly
+    assert any(not torch.equal(w0[k], w1[k]) for k in w0 if k.endswith("weight"))
