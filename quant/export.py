@@ -99,5 +99,7 @@ def export_run(run_dir: Path) -> dict:
     save_test_split(run_dir / TEST_SPLIT, split.x_test, split.y_test)
     report = {"model": str(out), "vectors": len(ref), "mismatches": 0, "logit_scale": scale,
               "input_dtype": f"UINT{split.input_bits}"}
+    if hasattr(model, "removed_channels"):  # dead channels the method removed before export
+        report["removed_channels"] = list(model.removed_channels)
     write_json(run_dir / "export.json", report)
     return report

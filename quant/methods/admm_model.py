@@ -49,8 +49,8 @@ class AdmmLinear(nn.Linear):
 
 
 class AdmmConv2d(nn.Conv2d):
-    def __init__(self, in_channels: int, out_channels: int, kernel: int):
-        super().__init__(in_channels, out_channels, kernel, bias=False)
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, padding: int = 0):
+        super().__init__(in_channels, out_channels, kernel, padding=padding, bias=False)
         _admm_buffers(self)
 
 
@@ -67,7 +67,7 @@ class AdmmNet(Net):
             if isinstance(m, qnn.QuantLinear):
                 new = AdmmLinear(m.in_features, m.out_features)
             elif isinstance(m, qnn.QuantConv2d):
-                new = AdmmConv2d(m.in_channels, m.out_channels, m.kernel_size[0])
+                new = AdmmConv2d(m.in_channels, m.out_channels, m.kernel_size[0], m.padding[0])
             else:
                 continue
             with torch.no_grad():
@@ -131,8 +131,8 @@ def brevitas_layer(layer: nn.Module, levels: Levels, where: str) -> nn.Module:
     if isinstance(layer, AdmmLinear):
         new = qnn.QuantLinear(layer.in_features, layer.out_features, bias=False, weight_quant=quant)
     else:
-        new = qnn.QuantConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, bias=False,
-                              weight_quant=quant)
+        new = qnn.QuantConv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.padding,
+                              bias=False, weight_quant=quant)
     with torch.no_grad():
         new.weight.copy_((q * a).to(new.weight.dtype))
     got = new.quant_weight()
@@ -141,9 +141,15 @@ def brevitas_layer(layer: nn.Module, levels: Levels, where: str) -> nn.Module:
     return new
 
 
-def brevitas_net(run_cfg, model: AdmmNet) -> Net:
-    """The exportable Brevitas Net equal to the trained AdmmNet."""
+def brevitas_net(run_cfg, model: AdmmNet, shrink: bool = True) -> Net:
+    """The exportable Brevitas Net equal to the trained AdmmNet, with shrink its dead hidden channels removed
+    (admm_shrink; `removed_channels` says how many per weight layer)."""
+    from quant.methods.admm_shrink import remove_dead_channels
+
+    model = copy.deepcopy(model)
+    removed = remove_dead_channels(model) if shrink else [0] * len(model.quant_layers())
     net = Net(run_cfg.model, model.image_shape, run_cfg.model.layers[-1].features, quantized=True)
+    net.removed_channels = removed
     index = 0
     for j, m in enumerate(model.body):
         if isinstance(m, ADMM_LAYERS):
