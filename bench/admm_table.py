@@ -7,7 +7,8 @@ run(out_path) trains each row, writes the rows as JSON to out_path and a Markdow
 paper's own LeNet-5 numbers (full MNIST, 60,000 training images; cited, not measured here) follow our rows.
 `--hardware DIR ...` instead reads accelerators already built from such models (`pqhw export`, `compile`,
 `verify`, `bitstream`: DIR/metrics.json, DIR/hw*/{graph,verify,bitstream}.json) into results.json's "admm"
-entry under "hardware": accuracy, zeros, MVAU arithmetic and modules, mismatches, cycles, LUTs, FFs, Fmax.
+entry (`--key` another) under "hardware": accuracy, zeros, MVAU arithmetic and modules, mismatches, cycles,
+LUTs, FFs, Fmax, and the channels export removed.
     python -m bench.admm_table [--rows int3 pow2:3] [--dataset lenet5] [--seeds 3]
     python -m bench.admm_table --hardware runs/admm_best runs/admm_pow2
 """
@@ -27,6 +28,7 @@ NETS = {"mnist5k": "mnist5k, TFC-sized MLP", "digits": "digits MLP", "lenet5": "
 ROWS = ["int8", "int3", "pow2:3", "ternary"]  # int8: close to pruning alone
 LENET5_ROWS = ["int3", "ternary"]  # about 4 minutes a run on one core
 SEEDS = 3
+KEYS = {"mnist5k": "admm", "lenet5": "admm_lenet5"}  # results.json entries (bench.run's names)
 PAPER = [  # Ye et al., Table 5 and section 6.2 (LeNet-5 on MNIST)
     {"row": "paper: LeNet-5 uncompressed", "accuracy": 0.992, "pruning_rate": 1.0, "bits": 32},
     {"row": "paper: one-shot ADMM [18]", "accuracy": 0.992, "pruning_rate": 71.2, "bits": 32},
@@ -112,8 +114,14 @@ def run(work: Path, rows=ROWS, dataset: str = "mnist5k", seeds: int = SEEDS) -> 
     measured = train_rows(work, rows, dataset, seeds)
     write_json(work / "admm_table.json", measured)
     (work / "admm_table.md").write_text(table(measured, dataset) + "\n")
-    return {"dataset": dataset, "config": str(CONFIGS[dataset].relative_to(ROOT)), "rows": measured,
-            "paper": PAPER, "table": str(work / "admm_table.md")}
+    out = {"dataset": dataset, "config": str(CONFIGS[dataset].relative_to(ROOT)), "rows": measured,
+           "paper": PAPER, "table": str(work / "admm_table.md")}
+    results = ROOT / "bench" / "results.json"
+    earlier = json.loads(results.read_text()).get(KEYS.get(dataset, ""), {}) if results.is_file() else {}
+    built = earlier.get("hardware")
+    if built:  # rows of accelerators built earlier (--hardware) stay; each names its model and accuracy
+        out["hardware"] = built
+    return out
 
 
 def run_lenet5(work: Path) -> dict:
@@ -134,7 +142,10 @@ def hardware_rows(run_dirs: list[Path]) -> list[dict]:
         for hw in sorted(p for p in d.glob("hw*") if (p / "verify.json").is_file()):
             v = json.loads((hw / "verify.json").read_text())
             stages = plan(Graph.load(hw / "graph.json"))
+            removed = json.loads((d / "export.json").read_text()).get("removed_channels") \
+                if (d / "export.json").is_file() else None
             row = {"model": m["name"], "hw_dir": str(hw), "test_accuracy": m["test_accuracy"],
+                   "removed_channels": removed, "macs": json.loads((hw / "compile.json").read_text()).get("macs"),
                    "float_accuracy": m.get("float_accuracy"), "sparsity": m.get("sparsity"),
                    "modules": [s.module for s in stages],
                    "arith": [names[int(s.params["MODE"])] if "MODE" in s.params else "unrolled"
@@ -158,11 +169,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--hardware", type=Path, nargs="*", default=None, help="built run DIRs to record")
     parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--key", default="admm", help="results.json entry whose 'hardware' list --hardware sets")
     args = parser.parse_args(argv)
     if args.hardware:
         rows = hardware_rows(args.hardware)
         results = json.loads(args.results.read_text())
-        results.setdefault("admm", {})["hardware"] = rows
+        results.setdefault(args.key, {})["hardware"] = rows
         args.results.write_text(json.dumps(results, indent=2) + "\n")
         print(json.dumps(rows, indent=1))
         return 0
