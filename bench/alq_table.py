@@ -202,7 +202,9 @@ def lenet_table(hw_rows: list[dict], acc_rows: list[dict]) -> str:
     return "\n".join(lines + ["", "Accuracy against average weight bits (2-bit activations):", "", table(acc_rows)])
 
 
-def run_lenet5(work: Path, bits=LENET_BITS, hw=LENET_HW) -> dict:
+def run_lenet5(work: Path, bits=LENET_BITS, hw=LENET_HW, reuse: dict | None = None) -> dict:
+    """`reuse`: earlier hw rows by config name (from results.json), taken instead of running their flow again
+    (`python -m bench.alq_table --reuse-references`: the w1a1 / w2a2 rows do not depend on the ALQ config)."""
     import json
 
     from bench.conv_nets import flow_row
@@ -218,6 +220,10 @@ def run_lenet5(work: Path, bits=LENET_BITS, hw=LENET_HW) -> dict:
         (work / "alq_lenet5.md").write_text(lenet_table(hw_rows, acc_rows) + "\n")
 
     for label, config in hw:
+        if reuse and config in reuse:
+            hw_rows.append({**reuse[config], "reused": True})
+            write()
+            continue
         row = flow_row(label, config, work)
         metrics = work / config / "metrics.json"
         if metrics.is_file():
@@ -244,3 +250,32 @@ def run_lenet5(work: Path, bits=LENET_BITS, hw=LENET_HW) -> dict:
         acc_rows.sort(key=lambda r: -r["target_bits"])
         write()
     return {"hw_rows": hw_rows, "rows": acc_rows, "table": str(work / "alq_lenet5.md")}
+
+
+def main(argv=None) -> int:
+    """Re-run the ALQ LeNet-5 rows of bench/results.json's "alq_lenet5", keeping its reference rows."""
+    import argparse
+    import json
+    import time
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--reuse-references", action="store_true", help="keep the w1a1 / w2a2 rows of results.json")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
+    ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "alq_lenet5")
+    args = ap.parse_args(argv)
+    reuse = None
+    if args.reuse_references:
+        old = json.loads(args.results.read_text()).get("alq_lenet5", {})
+        reuse = {r["config"]: r for r in old.get("hw_rows", []) if r.get("config") != LENET_CONFIG}
+    t0 = time.perf_counter()
+    row = run_lenet5(args.work, reuse=reuse)
+    row["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    results = json.loads(args.results.read_text())  # read again: another benchmark may have written meanwhile
+    results["alq_lenet5"] = row
+    args.results.write_text(json.dumps(results, indent=2) + "\n")
+    print((args.work / "alq_lenet5.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
