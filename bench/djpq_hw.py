@@ -31,6 +31,11 @@ def _rows(configs: dict, work: Path, board: str, target_fps: float) -> list[dict
         except UserError as err:  # e.g. 8-bit activations need 255 thresholds per channel: it may not fit
             rows.append({"row": label, "config": name, "does_not_fit": str(err)})
             continue
+        except RuntimeError as err:  # the export's exactness check (QONNX != Brevitas): recorded, not built
+            if "QONNX execution differs" not in str(err):
+                raise
+            rows.append({"row": label, "config": name, "export_mismatch": str(err)})
+            continue
         m = json.loads((out / "metrics.json").read_text())
         c = json.loads((out / "hw" / "compile.json").read_text())
         v = json.loads((out / "hw" / "verify.json").read_text())
