@@ -41,8 +41,9 @@ from torch import nn
 
 from common.errors import UserError
 from quant.checkpoint import atomic_torch_save, load_torch
-from quant.methods.admm_model import AdmmNet, brevitas_net, enforce, quantize_layer
+from quant.methods.admm_model import AdmmNet, enforce, quantize_layer
 from quant.methods.admm_proj import admm_update, prune_mask, project_quant, rho_at
+from quant.methods.admm_shrink import export_net
 from quant.train import accuracy, restore_counters, seed_everything, stats_counters, train_epochs
 from quant.quantizers import weight_bits
 
@@ -111,7 +112,7 @@ def build_model(run_cfg, mcfg: Config, image_shape, classes) -> nn.Module:
 
 
 def export_model(run_cfg, mcfg: Config, model) -> nn.Module:
-    return brevitas_net(run_cfg, model)
+    return export_net(run_cfg, model)
 
 
 @dataclass

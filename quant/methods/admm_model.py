@@ -141,15 +141,9 @@ def brevitas_layer(layer: nn.Module, levels: Levels, where: str) -> nn.Module:
     return new
 
 
-def brevitas_net(run_cfg, model: AdmmNet, shrink: bool = True) -> Net:
-    """The exportable Brevitas Net equal to the trained AdmmNet, with shrink its dead hidden channels removed
-    (admm_shrink; `removed_channels` says how many per weight layer)."""
-    from quant.methods.admm_shrink import remove_dead_channels
-
-    model = copy.deepcopy(model)
-    removed = remove_dead_channels(model) if shrink else [0] * len(model.quant_layers())
+def brevitas_net(run_cfg, model: AdmmNet) -> Net:
+    """The Brevitas Net equal to the trained AdmmNet (layer sizes taken from the AdmmNet's modules)."""
     net = Net(run_cfg.model, model.image_shape, run_cfg.model.layers[-1].features, quantized=True)
-    net.removed_channels = removed
     index = 0
     for j, m in enumerate(model.body):
         if isinstance(m, ADMM_LAYERS):

@@ -11,11 +11,13 @@ the position). A layer keeps at least one channel.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
 from quant.layers import FlattenAnyBatch
-from quant.methods.admm_model import ADMM_LAYERS, AdmmConv2d
+from quant.methods.admm_model import ADMM_LAYERS, AdmmConv2d, brevitas_net
 
 _PER_WEIGHT = ("weight", "Z", "U", "frozen", "fixed", "mask")  # the layer's tensors shaped like its weight
 
@@ -101,3 +103,13 @@ def remove_dead_channels(net: nn.Module) -> list[int]:
                 m.features = nxt.weight.shape[1]
         removed[i] = int(removable.sum())
     return removed
+
+
+def export_net(run_cfg, model: nn.Module, shrink: bool = True) -> nn.Module:
+    """What `pqhw export` writes for an ADMM run: the Brevitas net of a copy of the trained network, with
+    shrink its dead channels removed first; `removed_channels` says how many per weight layer."""
+    model = copy.deepcopy(model)
+    removed = remove_dead_channels(model) if shrink else [0] * len(model.quant_layers())
+    net = brevitas_net(run_cfg, model)
+    net.removed_channels = removed
+    return net

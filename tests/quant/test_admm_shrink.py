@@ -44,12 +44,11 @@ def test_dead_channels_leave_the_export_and_the_integers_stay(tmp_path, layers):
 
     from quant.checkpoint import load_run
     from quant.export import export_run
-    from quant.methods.admm_model import brevitas_net
-    from quant.methods.admm_shrink import _constants
+    from quant.methods.admm_shrink import _constants, export_net
 
     cfg = _run(tmp_path, layers)
     model, _, split = load_run(tmp_path)
-    full, small = brevitas_net(cfg, model, shrink=False), brevitas_net(cfg, model)
+    full, small = export_net(cfg, model, shrink=False), export_net(cfg, model)
     rows = [layer.weight.detach().flatten(1) for layer in model.quant_layers()]
     dead = [(r == 0).all(dim=1) for r in rows]
     # the first layer's dead channels feed a layer with a batch norm: all go; the second's feed the classifier:
