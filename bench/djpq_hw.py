@@ -37,7 +37,10 @@ def _rows(configs: dict, work: Path, board: str, target_fps: float) -> list[dict
             # QONNX == Brevitas): a net that fails them is recorded with the message, not built
             if not any(why in str(err) for why in EXPORT_CHECKS):
                 raise
-            rows.append({"row": label, "config": name, "export_error": str(err)})
+            m = json.loads((out / "metrics.json").read_text())  # training finished before the export
+            rows.append({"row": label, "config": name, "export_error": str(err), "test_accuracy": m["test_accuracy"],
+                         **{k: m[k] for k in ("bops", "weight_bits_per_layer", "act_bits_per_layer",
+                                              "kept_channels") if k in m}})
             continue
         m = json.loads((out / "metrics.json").read_text())
         c = json.loads((out / "hw" / "compile.json").read_text())
