@@ -48,13 +48,17 @@ TINY_CNN["model"]["layers"] = [
 TINY_CNN["method"]["structures"] = ["channel", "channel", "channel"]
 
 
-@pytest.fixture(scope="module")
-def alq_hw(tmp_path_factory):
-    run = tmp_path_factory.mktemp("alq_run")
-    metrics = train_run(parse_config(copy.deepcopy(TINY_HW)), run, show_progress=False)
+def _trained_and_compiled(tmp_path_factory, cfg: dict, name: str):
+    run = tmp_path_factory.mktemp(name)
+    metrics = train_run(parse_config(copy.deepcopy(cfg)), run, show_progress=False)
     export = export_run(run)
     compile_model(run / "model.qonnx.onnx", run / "hw", target_fps=None)
     return run, metrics, export
+
+
+@pytest.fixture(scope="module")
+def alq_hw(tmp_path_factory):
+    return _trained_and_compiled(tmp_path_factory, TINY_HW, "alq_run")
 
 
 def test_trained_alq_net_is_bit_exact_in_rtl(alq_hw, tmp_path):
@@ -122,11 +126,7 @@ def test_without_the_metadata_the_mvau_refuses_the_wide_weights(alq_hw):
 
 @pytest.fixture(scope="module")
 def alq_cnn(tmp_path_factory):
-    run = tmp_path_factory.mktemp("alq_cnn_run")
-    metrics = train_run(parse_config(copy.deepcopy(TINY_CNN)), run, show_progress=False)
-    export = export_run(run)
-    compile_model(run / "model.qonnx.onnx", run / "hw", target_fps=None)
-    return run, metrics, export
+    return _trained_and_compiled(tmp_path_factory, TINY_CNN, "alq_cnn_run")
 
 
 def test_trained_alq_cnn_is_bit_exact_in_rtl(alq_cnn, tmp_path):
