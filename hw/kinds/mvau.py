@@ -32,6 +32,7 @@ from hw.kinds.threshold import multithreshold
 from hw.layer_rtl import (STYLE_CONST, STYLE_ROM, Fmt, LayerRTL, activation_params, check_folding, const_literal,
                           dtype_fmt, fmt_for_range, memh, pack)
 from hw.resources import Memory, literal_int
+from hw.threshold_search import check_sorted, search_features, search_params, use_search
 
 MODES = {"xnor": 0, "ternary": 1, "int": 2, "shift": 3}
 # "auto" bakes weights into logic when the layer is fully unrolled or its weights are this small.
@@ -81,7 +82,7 @@ class MVAU(MatrixShape, LayerKind):
 
     finn_ops: ClassVar[tuple[str, ...]] = ("MVAU",)
     rtl_modules: ClassVar[dict[str, list[str]]] = {
-        "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
+        "pqhw_mvau": ["pqhw_mem", "pqhw_mt", "pqhw_mt_search", "pqhw_credit_fifo", "pqhw_fifo"],
         "pqhw_xnor_unrolled": ["pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
         "pqhw_sparse_unrolled": ["pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"],
     }
@@ -193,6 +194,12 @@ class MVAU(MatrixShape, LayerKind):
             # a large threshold table (8-bit outputs: 255 thresholds a channel) goes to a ROM like large
             # weights; as one parameter literal it exceeded Verilator's 65,536 bits (LeNet-5 fc 2: 77,520)
             style = STYLE_ROM
+        t = self.threshold_array()
+        search = use_search(t, len(twords) * twidth) and not (self.mode == "xnor" and pe == self.mh
+                                                              and simd == self.mw and style == STYLE_CONST)
+        if search:  # many thresholds a row: one read a stage instead of a word of all (hw/threshold_search)
+            check_sorted(self.name, t)
+            act.update(TH_SEARCH=1)
         params = {
             "MODE": MODES[mode], "MW": self.mw, "MH": self.mh, "SIMD": simd, "PE": pe,
             "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed), "W_BITS": wf.bits, "W_SIGNED": int(wf.signed),
@@ -202,6 +209,10 @@ class MVAU(MatrixShape, LayerKind):
         }
         params["FANIN"] = tree_fanin(params)
         files = {}
+        if search:
+            sp, files = search_params(np.clip(t, lo, hi + 1), pe, act["TH_BITS"], style, prefix)
+            params.update(sp)
+            twords = []
         if style == STYLE_CONST:
             params["W_INIT"] = const_literal(wwords, wwidth)
             if twords:
@@ -488,13 +499,20 @@ def mvau_features(p: dict, dsp_family: bool) -> tuple[dict, list[Memory], int]:
     th_words = 1 if p.get("TH_SHARED", 0) else nf
     tw = (1 if p.get("TH_SHARED", 0) else pe) * max(nt, 1) * p.get("TH_BITS", 0)
     ww = pe * simd * p["W_BITS"]
+    search = nt > 0 and p.get("TH_SEARCH", 0)
     f = {"blocks": 1, "lanes": pe * simd * _lane_cost(p), "acc_bits": pe * acc,
-         "cmp_bits": pe * nt * p.get("TH_BITS", 0),
+         "cmp_bits": 0 if search else pe * nt * p.get("TH_BITS", 0),
          "stream_bits": simd * p["IN_BITS"] + pe * p["OUT_BITS"],
          "reg_bits": simd * p["IN_BITS"] + 3 * pe * acc + 2 * math.ceil(math.log2(max(sf * nf, 2)))}
     mems = []
     rom = p.get("MEM_STYLE", 0) == 1
-    for role, width, depth in (("weights", ww, sf * nf), ("thresholds", tw if nt else 0, th_words)):
+    if search:  # the thresholds are the search's stage tables (hw/threshold_search)
+        sf_, smems = search_features(p, pe, nf, acc)
+        f["cmp_bits"] = sf_.pop("cmp_bits")
+        for k, v in sf_.items():
+            f[k] = f.get(k, 0) + v
+        mems += smems
+    for role, width, depth in (("weights", ww, sf * nf), ("thresholds", tw if nt and not search else 0, th_words)):
         if not width:
             continue
         if rom:

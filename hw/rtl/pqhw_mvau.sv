@@ -44,6 +44,9 @@ module pqhw_mvau #(
     parameter int TH_BITS    = 17,  // bits of one signed threshold (>= ACC_BITS + 1, + 2 if unsigned, when NT > 0)
     parameter int BIAS       = 0,   // MultiThreshold out_bias
     parameter bit TH_SORTED  = 0,   // every threshold row is non-decreasing: the count is decoded, not added
+    parameter bit TH_SEARCH  = 0,   // sorted rows found by binary search (pqhw_mt_search), its tables from T_INIT /
+                                    // T_FILE as it reads them; else all NT compared at once (pqhw_mt)
+    parameter int TH_WREG    = 0,   // search: deepest stages with a registered threshold (pqhw_mt_search WREG_STAGES)
     parameter int OUT_BITS   = 16,  // bits of one output element
     parameter int MEM_STYLE  = 0,   // weights and thresholds: 0 constants (W_INIT, T_INIT), 1 ROM files
     parameter bit W_CODEBOOK = 0,   // ternary ROM words hold 5-bit codes of three weights (needs MODE 1, MEM_STYLE 1)
@@ -51,7 +54,8 @@ module pqhw_mvau #(
                                     // codebook: lane p code g (simd 3g..3g+2) at [(p*CG+g)*5], CG = ceil(SIMD/3)
     parameter T_FILE = "",          // $readmemh thresholds: word nf, lane p thr i at [(p*NT+i)*TH_BITS]
     parameter logic [MH*MW*W_BITS-1:0] W_INIT = '0,                      // weight words, word a at [a*PE*SIMD*W_BITS]
-    parameter logic [(NT > 0 ? (TH_SHARED ? 1 : MH) * NT * TH_BITS : 1)-1:0] T_INIT = '0,  // threshold words
+    parameter logic [(NT > 0 ? (TH_SHARED ? 1 : MH) * (TH_SEARCH ? (1 << $clog2(NT + 1)) - 1 : NT) * TH_BITS : 1)-1:0]
+        T_INIT = '0,                // threshold words (search: its stage tables)
     parameter int FANIN      = 16,  // leaves added per node in the adder tree's first stage (>= 2)
     parameter int FANIN_UP   = 2,   // partial sums added per node in every later stage (>= 2)
     parameter bit LEAF_REG   = 1,   // register the leaves before the tree (the products leave the weight RAM's path)
@@ -86,8 +90,9 @@ module pqhw_mvau #(
     localparam int N1 = (N0 + FANIN - 1) / FANIN;      // tree nodes per lane after the first stage
     localparam int RR = WD > 1 ? 1 : 0;                // weight table read register
     localparam int CB = W_CODEBOOK ? 1 : 0;            // decode stage
-    localparam int MR = NT > 1 ? 2 : NT > 0 ? 1 : 0;   // registered threshold comparisons (and count)
-    localparam int TR = NT > 0 && TD > 1 ? 1 : 0;      // threshold table read register
+    localparam int MR = NT > 0 && TH_SEARCH ? $clog2(NT + 1) + TH_WREG + 1  // search stages, output register
+                        : NT > 1 ? 2 : NT > 0 ? 1 : 0;   // registered threshold comparisons (and count)
+    localparam int TR = NT > 0 && TD > 1 && !TH_SEARCH ? 1 : 0;  // threshold table read register
     localparam int LR = LEAF_REG ? 1 : 0;              // leaf register
     localparam int LAT = 2 + RR + CB + LR + T + TR + MR;  // cycles from issue to the output FIFO
     localparam int FD = OUT_DEPTH + LAT + 1;           // output FIFO beats (+1: the credit is registered)
@@ -140,6 +145,9 @@ module pqhw_mvau #(
     end
     if (MEM_STYLE != 0 && MEM_STYLE != 1) begin : g_bad_mem
         pqhw_error_mvau_mem_style_must_be_0_const_or_1_rom u_err ();
+    end
+    if (TH_SEARCH && NT > 0 && !TH_SORTED) begin : g_bad_search
+        pqhw_error_mvau_th_search_needs_sorted_thresholds u_err ();
     end
 
     // ---- issue: fold counters, credit check, input buffer -------------------------------------------
@@ -439,7 +447,32 @@ module pqhw_mvau #(
     // ---- stage D: activation (comparisons registered when NT > 0), into the output FIFO ----------------
     logic [PE*OUT_BITS-1:0] y_d;
     logic v_y;  // y_d is a finished row fold
-    if (NT > 0) begin : g_act
+    if (NT > 0 && TH_SEARCH) begin : g_search
+        // one threshold per lane and stage read a cycle (8-bit outputs: 8 stages of 1..128 thresholds a row
+        // instead of one word of 255), the row is the neuron fold
+        logic [NFW-1:0] nf_d;
+        always_ff @(posedge clk) begin
+            if (v_c && last_c) begin
+                nf_d <= nf_c;
+            end
+        end
+        pqhw_mt_search #(
+            .LANES(PE), .IN_BITS(ACC_BITS), .IN_SIGNED(ACC_SIGNED), .NT(NT), .TH_BITS(TH_BITS), .BIAS(BIAS),
+            .OUT_BITS(OUT_BITS), .ROWS(TD), .SHARED(TH_SHARED), .MEM_STYLE(MEM_STYLE), .T_FILE(T_FILE),
+            .T_INIT(T_INIT), .WREG_STAGES(TH_WREG)
+        ) u_mt (
+            .clk(clk), .in_data(res_d), .in_row(TH_SHARED ? TAW'(0) : TAW'(nf_d)), .out_data(y_d)
+        );
+        logic [MR-1:0] v_m;  // valid through the search's MR cycles
+        always_ff @(posedge clk) begin
+            if (rst) begin
+                v_m <= '0;
+            end else begin
+                v_m <= MR'({v_m, v_d});
+            end
+        end
+        assign v_y = v_m[MR-1];
+    end else if (NT > 0) begin : g_act
         logic [TW-1:0] t_d;
         logic [PE*NT*TH_BITS-1:0] t_lanes;
         pqhw_mem #(

@@ -13,7 +13,7 @@ from sim.runner import RTL_DIR
 
 pytestmark = pytest.mark.sim
 
-MODULES = ["pqhw_fifo", "pqhw_credit_fifo", "pqhw_mem", "pqhw_mt", "pqhw_mvau", "pqhw_xnor_unrolled",
+MODULES = ["pqhw_fifo", "pqhw_credit_fifo", "pqhw_mem", "pqhw_mt", "pqhw_mt_search", "pqhw_mvau", "pqhw_xnor_unrolled",
            "pqhw_threshold", "pqhw_label_select", "pqhw_dwc", "pqhw_swg", "pqhw_pool", "pqhw_pad"]
 SOURCES = [str(RTL_DIR / f"{m}.sv") for m in MODULES]
 
@@ -58,6 +58,8 @@ VARIANTS = {
              FANIN=3),
         dict(MODE=2, W_BITS=3, W_SIGNED=0, IN_BITS=5, MW=1, MH=2, SIMD=1, PE=1, ACC_BITS=8, ACC_SIGNED=0, NT=4,
              TH_BITS=10, BIAS=-2, OUT_BITS=3, MEM_STYLE=1, W_FILE="w.memh", T_FILE="t.memh", OUT_DEPTH=2),
+        dict(MODE=2, W_BITS=3, IN_BITS=3, MW=6, MH=4, SIMD=3, PE=2, ACC_BITS=8, NT=20, TH_BITS=9, TH_SORTED=1,
+             TH_SEARCH=1, TH_WREG=2, OUT_BITS=5, BIAS=-3),
     ],
     "pqhw_xnor_unrolled": [
         dict(MW=13, MH=5, ACC_BITS=4, NT=2, TH_SHARED=1, TH_BITS=6, BIAS=-1, OUT_BITS=2, OUT_DEPTH=2),
@@ -71,6 +73,9 @@ VARIANTS = {
                           dict(CH=10, PE=10, IN_BITS=7, OUT_BITS=4), dict(CH=1, PE=1, IN_BITS=1, OUT_BITS=1)],
     "pqhw_mt": [dict(LANES=3, IN_BITS=5, IN_SIGNED=0, NT=4, TH_BITS=7, BIAS=-2, OUT_BITS=3, REG=1),
                 dict(LANES=2, IN_BITS=4, IN_SIGNED=1, NT=3, TH_BITS=6, BIAS=0, OUT_BITS=2, REG=2)],
+    "pqhw_mt_search": [dict(LANES=3, IN_BITS=5, IN_SIGNED=0, NT=6, TH_BITS=7, BIAS=-2, OUT_BITS=3, ROWS=5),
+                       dict(LANES=2, IN_BITS=4, NT=1, TH_BITS=5, OUT_BITS=1, ROWS=1, SHARED=1, WREG_STAGES=1),
+                       dict(LANES=1, IN_BITS=9, NT=255, TH_BITS=10, OUT_BITS=8, ROWS=2, WREG_STAGES=3)],
     "pqhw_mem": [dict(WIDTH=7, DEPTH=5, STYLE=1, INIT_FILE="w.memh"), dict(WIDTH=3, DEPTH=1, STYLE=0)],
     "pqhw_fifo": [dict(WIDTH=3, DEPTH=5)],
     "pqhw_credit_fifo": [dict(WIDTH=6, DEPTH=3, REG_CREDIT=0)],
@@ -119,6 +124,7 @@ def test_yosys_and_verilator_accept_every_mode(top, tmp_path):
     (["-GW_CODEBOOK=1", "-GMEM_STYLE=1"], "pqhw_error_mvau_codebook_needs_ternary_mode_and_rom_weights"),
     (["-GMODE=1", "-GW_BITS=2", "-GW_CODEBOOK=1"], "pqhw_error_mvau_codebook_needs_ternary_mode_and_rom_weights"),
     (["-GFANIN=1"], "pqhw_error_mvau_out_depth_ge_2_fanin_ge_2_and_acc_bits_1_to_32"),
+    (["-GNT=15", "-GTH_SEARCH=1"], "pqhw_error_mvau_th_search_needs_sorted_thresholds"),
 ])
 def test_illegal_mvau_parameters_are_refused(params, error, tmp_path):
     r = _run(["verilator", "--lint-only", "--top-module", "pqhw_mvau", *params, *SOURCES], tmp_path)
