@@ -24,6 +24,7 @@ BENCHMARKS = {
     "djpq_lenet5": "bench.djpq_table:run_lenet5",
     "ptq_lenet5": "bench.ptq_ablation:run_lenet5",
     "djpq_hw_cnn": "bench.djpq_hw:run_cnn",
+    "djpq_hw_lenet5": "bench.djpq_hw:run_lenet5",
     "estimates": "bench.estimate_calibration:run",
     "rtl": "bench.rtl_bench:run",
     "sim_speed": "bench.sim_speed:run",
