@@ -28,8 +28,12 @@ def set_batch(model_wrapper, batch: int):
 
 def execute(model_wrapper, x: np.ndarray) -> np.ndarray:
     """Runs a QONNX/FINN graph on a batch with the graph's own per-node execution."""
+    return execute_context(model_wrapper, x)[model_wrapper.graph.output[0].name]
+
+
+def execute_context(model_wrapper, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor of a QONNX/FINN graph run on a batch (inputs, initializers, intermediates, outputs)."""
     from qonnx.core.onnx_exec import execute_onnx
 
     m = set_batch(model_wrapper, len(x))
-    iname, oname = m.graph.input[0].name, m.graph.output[0].name
-    return execute_onnx(m, {iname: np.asarray(x, dtype=np.float32)})[oname]
+    return execute_onnx(m, {m.graph.input[0].name: np.asarray(x, dtype=np.float32)}, return_full_exec_context=True)

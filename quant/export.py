@@ -21,9 +21,7 @@ from quant.checkpoint import load_run, write_json
 
 def logit_scale(model) -> float:
     """Scale of one integer step of the logits: last activation's scale times last weight scale."""
-    acts = [m for m in model.body if hasattr(m, "act_quant")]
-    s_act = float(acts[-1].act_quant.scale().detach()) if acts else 1.0
-    s_w = float(model.quant_layers()[-1].quant_weight().scale.detach())
+    s_act, s_w = classifier_scales(model)
     return s_act * s_w
 
 
@@ -40,6 +38,109 @@ def to_integers(logits: np.ndarray, scale: float, what: str) -> np.ndarray:
         raise RuntimeError(f"{what}: logits up to {np.abs(q).max():.3g} steps are too large to read back as "
                            "integers from float32")
     return r.astype(np.int64)
+
+
+def on_grid(values, scale: float, what: str) -> np.ndarray:
+    """The integers q of float32 values q * scale. Each is one rounding of q * scale, so q comes back exactly
+    while |q| stays far below 2**22; anything further off is not on the grid, and said so."""
+    q = np.asarray(values, dtype=np.float64) / scale
+    r = np.rint(q)
+    allowed = np.maximum(1e-3, 4 * 2.0 ** -24 * np.abs(q))
+    if q.size and ((np.abs(q - r) > allowed).any() or allowed.max() >= 0.25):
+        raise RuntimeError(f"{what}: values are not integer multiples of the scale {scale:.6g} "
+                           f"(off by {float(np.abs(q - r).max()):.3g})")
+    return r.astype(np.int64)
+
+
+def classifier_integers(x_in, weight_km, s_act: float, s_w: float, what: str) -> np.ndarray:
+    """Integer logits as the classifier's integer input times its integer weights, summed in int64.
+
+    Why not the float32 logits divided by the scale: a wide classifier (8-bit inputs and weights) sums
+    products of non-power-of-two scales whose partial sums reach 2**22 steps, so float32 leaves its result
+    a few hundredths of a step off the grid after cancellation, and nothing bounds that error below half a
+    step. Its input and weights are each one rounding from the grid, so they read back exactly."""
+    qa = on_grid(np.asarray(x_in).reshape(len(x_in), -1), s_act, f"{what}: the classifier's input")
+    qw = on_grid(weight_km, s_w, f"{what}: the classifier's weights")
+    return qa @ qw
+
+
+def classifier_scales(model) -> tuple[float, float]:
+    """The classifier's input (last activation) and weight scales; their product is logit_scale."""
+    acts = [m for m in model.body if hasattr(m, "act_quant")]
+    s_act = float(acts[-1].act_quant.scale().detach()) if acts else 1.0
+    return s_act, float(model.quant_layers()[-1].quant_weight().scale.detach())
+
+
+def brevitas_integer_logits(model, x: np.ndarray) -> np.ndarray:
+    """Integer logits of a Brevitas network, exact (classifier_integers) from its classifier's input."""
+    layer = model.quant_layers()[-1]
+    if getattr(layer, "bias", None) is not None:
+        raise RuntimeError("Brevitas: the classifier has a bias; integer logits need a classifier without one")
+    seen = {}
+    hook = layer.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0], y=out))
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.as_tensor(x, dtype=torch.float32))
+    finally:
+        hook.remove()
+    if seen.get("y") is None or not torch.equal(getattr(seen["y"], "value", seen["y"]), out):
+        raise RuntimeError("Brevitas: the network's output is not its last weight layer's: its logits cannot be "
+                           "read as integers")
+    s_act, s_w = classifier_scales(model)
+    x_in = getattr(seen["x"], "value", seen["x"]).numpy()
+    w = layer.quant_weight().value.detach().numpy()
+    return classifier_integers(x_in, w.reshape(w.shape[0], -1).T, s_act, s_w, "Brevitas")
+
+
+def qonnx_integer_logits(model_wrapper, x: np.ndarray, s_act: float, s_w: float) -> np.ndarray:
+    """Integer logits of a QONNX graph, exact (classifier_integers) from the inputs of the MatMul or Gemm
+    (without bias, alpha 1) that produces the graph's output."""
+    from onnx import helper
+
+    from common.qonnx_exec import execute_context
+
+    out = model_wrapper.graph.output[0].name
+    node = model_wrapper.find_producer(out)
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute} if node is not None else {}
+    plain = node is not None and (node.op_type == "MatMul" or (
+        node.op_type == "Gemm" and len(node.input) == 2 and attrs.get("alpha", 1.0) == 1.0))
+    if not plain:
+        raise RuntimeError(f"QONNX execution: the graph's output {out} does not come from a MatMul or a Gemm "
+                           f"without bias ({node.op_type if node is not None else 'an input'}); its logits "
+                           "cannot be read as integers")
+    ctx = execute_context(model_wrapper, x)
+    a, b = ctx[node.input[0]], ctx[node.input[1]]
+    a = a.T if attrs.get("transA", 0) else a
+    b = b.T if attrs.get("transB", 0) else b
+    return classifier_integers(a, b, s_act, s_w, "QONNX execution")
+
+
+def nearest_rounding_tie(model, x: np.ndarray) -> str:
+    """Where a vector's activations come closest to a rounding boundary (k + 1/2 steps) before their
+    quantizer, as a clause for the mismatch message: float32 sums in torch and in onnxruntime run in
+    different orders, so an activation a few millionths of a step from a tie can round apart."""
+    seen = []
+    hooks = [m.register_forward_pre_hook(lambda mod, inp, name=name: seen.append(
+        (name, float(mod.act_quant.scale().detach()), getattr(inp[0], "value", inp[0]).detach().double())))
+        for name, m in model.body.named_children() if hasattr(m, "act_quant")]
+    try:
+        with torch.no_grad():
+            model(torch.as_tensor(x, dtype=torch.float32))
+    finally:
+        for h in hooks:
+            h.remove()
+    best = None
+    for name, scale, pre in seen:
+        z = (pre / scale).flatten()
+        gap = ((z - torch.floor(z)) - 0.5).abs()
+        j = int(gap.argmin())
+        if best is None or float(gap[j]) < best[0]:
+            best = (float(gap[j]), name, float(z[j]))
+    if best is None:
+        return ""
+    return (f"; its activation nearest a rounding tie is layer {best[1]} at {best[2]:.6f} steps (float32 sums "
+            "in torch and onnxruntime can round a near-tie apart when scales are not powers of two)")
 
 
 def brevitas_logits(model, x: np.ndarray) -> np.ndarray:
@@ -87,13 +188,14 @@ def export_run(run_dir: Path) -> dict:
         mw.save(str(staged))
         mw = ModelWrapper(str(staged))
         scale = logit_scale(model)
-        ref = to_integers(brevitas_logits(model, split.x_test), scale, "Brevitas")
-        got = to_integers(execute(mw, split.x_test), scale, "QONNX execution")
+        ref = brevitas_integer_logits(model, split.x_test)
+        got = qonnx_integer_logits(mw, split.x_test, *classifier_scales(model))
         mismatches = int((ref != got).any(axis=1).sum())
         if mismatches:
             first = int(np.nonzero((ref != got).any(axis=1))[0][0])
             raise RuntimeError(f"QONNX execution differs from Brevitas on {mismatches} of {len(ref)} test "
-                               f"vectors; first: test vector {first}: {ref[first].tolist()} vs {got[first].tolist()}")
+                               f"vectors; first: test vector {first}: {ref[first].tolist()} vs {got[first].tolist()}"
+                               f"{nearest_rounding_tie(model, split.x_test[first:first + 1])}")
         shutil.move(str(staged), out)
     # hw reads the exported files only: the test split travels beside the model for compile's checks.
     save_test_split(run_dir / TEST_SPLIT, split.x_test, split.y_test)
