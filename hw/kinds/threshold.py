@@ -14,6 +14,7 @@ from common.errors import UserError
 from hw.kinds.base import LayerKind, finn_ints, register
 from hw.layer_rtl import STYLE_CONST, LayerRTL, activation_params, check_folding, const_literal, memh
 from hw.resources import Memory
+from hw.threshold_search import check_sorted, latency, search_features, search_params, use_search
 
 
 def multithreshold(acc: np.ndarray, thresholds: np.ndarray, bias: int) -> np.ndarray:
@@ -31,10 +32,12 @@ class Threshold(LayerKind):
     output_dtype: str
     thresholds: list[list[int]]
     threshold_bias: int = 0
+    # "auto" searches many thresholds a row (hw/threshold_search.use_search), "search" / "parallel" force a way
+    threshold_search: Literal["auto", "search", "parallel"] = "auto"
 
     finn_ops: ClassVar[tuple[str, ...]] = ("Thresholding",)
     rtl_modules: ClassVar[dict[str, list[str]]] = {
-        "pqhw_threshold": ["pqhw_mem", "pqhw_mt", "pqhw_credit_fifo", "pqhw_fifo"]}
+        "pqhw_threshold": ["pqhw_mem", "pqhw_mt", "pqhw_mt_search", "pqhw_credit_fifo", "pqhw_fifo"]}
     testbench: ClassVar[str] = "tb_threshold"
 
     @classmethod
@@ -72,7 +75,12 @@ class Threshold(LayerKind):
         params = {"CH": self.channels, "PE": self.pe, "IN_BITS": in_fmt.bits, "IN_SIGNED": int(in_fmt.signed),
                   "MEM_STYLE": style, **act}
         files = {}
-        if style == STYLE_CONST:
+        if use_search(t, len(words) * width, self.threshold_search):
+            check_sorted(self.name, t)
+            params["TH_SORTED"] = 1
+            sp, files = search_params(np.clip(t, in_fmt.lo, in_fmt.hi + 1), self.pe, act["TH_BITS"], style, prefix)
+            params.update(sp)
+        elif style == STYLE_CONST:
             params["T_INIT"] = const_literal(words, width)
         else:
             files[f"{prefix}_t.memh"] = memh(words, width)
@@ -88,6 +96,14 @@ class Threshold(LayerKind):
              "reg_bits": pe * p["IN_BITS"] + tw}
         mems = [Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 4), rom=False)]
         depth = 1 if p.get("TH_SHARED", 0) else nf
+        if p.get("TH_SEARCH", 0):  # the search's stage tables (hw/threshold_search) in place of the wide words
+            sf, smems = search_features(p, pe, nf, p["IN_BITS"])
+            f["reg_bits"] = pe * p["IN_BITS"] + sf.pop("reg_bits")
+            f["cmp_bits"] = sf.pop("cmp_bits")
+            f.update(sf)
+            out = Memory("output_fifo", pe * p["OUT_BITS"], p.get("OUT_DEPTH", 4) + latency(nt, p.get("TH_WREG", 0)),
+                         rom=False)
+            return f, [out] + smems, 0
         if p.get("MEM_STYLE", 0) == 1:
             mems.append(Memory("thresholds", tw, depth, rom=True))
         elif depth > 1:

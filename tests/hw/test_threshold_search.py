@@ -79,3 +79,17 @@ def test_the_search_takes_fewer_block_rams_than_wide_words(pe):
     assert searched["features"]["cmp_bits"] * 255 == compared["features"]["cmp_bits"] * stages(255)
     widths = {m["width"] for m in searched["memories"] if m["role"].startswith("thresholds")}
     assert widths == {p["TH_BITS"]}
+
+
+def test_standalone_threshold_unit_searches_many_and_refuses_unsorted():
+    from sim import graphs
+
+    layer = graphs.threshold(np.random.default_rng(2), "t", 32, 4, "UINT8", 255)
+    p = layer.rtl(Fmt(8, False), "t").params
+    assert p["TH_SEARCH"] == 1 and p["TH_SORTED"] == 1
+    f = block_features("pqhw_threshold", p, "ecp5")
+    assert f["features"]["cmp_bits"] == 4 * stages(255) * p["TH_BITS"]
+    rows = np.asarray(layer.thresholds)
+    rows[5, 10] = rows[5, 11] + 1  # threshold 11 below threshold 10
+    with pytest.raises(UserError, match="layer t: threshold row 5 is not sorted"):
+        layer.model_copy(update={"thresholds": rows.tolist()}).rtl(Fmt(8, False), "t")
