@@ -10,9 +10,10 @@ replaying the previous one, plus the vector being produced (for the FC layer aft
 vector is the whole flattened feature map, that is two frames of it). With the converter in front, the
 FIFO hands the consumer a whole beat of its own width every cycle: a layer never reads slower than its own
 fold because its producer is narrower, so each layer runs at its own cycles (hw.cycles) and the frame
-interval is the slowest layer's, as FINN's estimate has it. Each MVAU and threshold unit also has an 8-beat
-output FIFO inside, filled by credit, so the MVAU datapath never stalls mid-row; the measured interval is
-checked against hw.cycles in tests/hw.
+interval is the slowest layer's, as FINN's estimate has it. A consumer that takes its vector in one beat
+from a collecting width converter gets no FIFO (one_beat_link): the converter's output register is that
+buffer. Each MVAU and threshold unit also has an 8-beat output FIFO inside, filled by credit, so the MVAU
+datapath never stalls mid-row; the measured interval is checked against hw.cycles in tests/hw.
 """
 from __future__ import annotations
 
@@ -34,6 +35,10 @@ RTL_DIR = Path(__file__).resolve().parent / "rtl"
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TOP = "pqhw_top"
 # The stream links between layers; the layer blocks' own modules come from their kinds (hw/kinds).
+# A link FIFO of this many bits or more sits in block RAM (pqhw_fifo BLOCK): in distributed RAM it took
+# 6 LUTs per 64 bits on ECP5 (SFC_1W1A's links 669 LUTs, 117 with block RAM, bench.lut_breakdown); the
+# estimate counts its block RAMs, so folding for a board keeps them within the board's.
+LINK_BLOCK_MIN_BITS = 512
 LINK_MODULES = {"pqhw_fifo": [], "pqhw_dwc": []}
 
 
@@ -51,6 +56,7 @@ class Stage:
     rtl: LayerRTL
     fifo_depth: int = 0
     fifo_width: int = 0
+    fifo_block: bool = False
     dwc: bool = False
 
     @property
@@ -127,10 +133,19 @@ def plan(graph: Graph) -> list[Stage]:
         # the consumer's input vector (a conv MVAU's window, an FC layer's whole flattened feature map), in
         # the consumer's beats: the FIFO sits behind the width converter
         beats_per_vector = -(-cons.layer.in_channels // cons.in_n)
-        prod.fifo_depth = max(2, 2 * beats_per_vector)
         prod.fifo_width = cons.in_width
         prod.dwc = prod.out_n != cons.in_n
+        prod.fifo_depth = 0 if one_beat_link(prod, cons, beats_per_vector) else max(2, 2 * beats_per_vector)
+        prod.fifo_block = prod.fifo_depth * prod.fifo_width >= LINK_BLOCK_MIN_BITS
     return stages
+
+
+def one_beat_link(prod: Stage, cons: Stage, beats_per_vector: int) -> bool:
+    """A link needs no FIFO when the consumer takes its whole vector in one beat from a width converter that
+    collects it: the converter's output register holds that vector while the consumer replays the one before,
+    and it collects the next meanwhile, which is all the two-vector FIFO held (LFC_1W1A's two 1,024-bit links:
+    3,100 LUTs of distributed RAM and 4,100 flip-flops, bench.lut_efficiency)."""
+    return beats_per_vector == 1 and prod.dwc and cons.in_n % prod.out_n == 0
 
 
 def _ident(name: str) -> str:

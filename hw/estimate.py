@@ -120,6 +120,8 @@ def place_memory(family: str, mem: Memory) -> dict:
     """Where synthesis puts a memory: {"brams", "bram_bits"} or {"lutram"} cells or flip-flops ({"ff_ram_bits",
     "ff_ram_words"}: a memory in flip-flops costs a read multiplexer per bit and a write decoder per word)."""
     bits = mem.width * mem.depth
+    if mem.block:
+        return {"brams": bram_blocks(family, mem.width, mem.depth), "bram_bits": bits}
     if mem.rom:
         blocks = bram_blocks(family, mem.width, mem.depth)
         waste = ROM_BRAM_MAX_WASTE.get(family)
@@ -139,7 +141,8 @@ def _link(stage, nxt) -> tuple[dict, list[Memory]]:
     """The width converter (where the folds differ) and the FIFO of the consumer's beats from one block to the
     next, as hw.emit wires them."""
     f = {"links": 1, "stream_bits": stage.fifo_width}
-    mems = [Memory("link_fifo", stage.fifo_width, stage.fifo_depth, rom=False)]
+    mems = ([Memory("link_fifo", stage.fifo_width, stage.fifo_depth, rom=False, block=stage.fifo_block)]
+            if stage.fifo_depth else [])
     if stage.dwc:
         cap = 2 * (stage.out_n + nxt.in_n)
         f["links"] += 1

@@ -11,6 +11,7 @@ class Memory:
     width: int
     depth: int
     rom: bool
+    block: bool = False   # placed in block RAM whatever its size (a link FIFO with pqhw_fifo BLOCK)
 
 
 def literal_int(value) -> int:

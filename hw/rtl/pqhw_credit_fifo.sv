@@ -1,10 +1,11 @@
 // Output stage of a credit-based block: the output FIFO plus the credit that lets the block start work
 // only when its result has a guaranteed slot. The block raises `reserve` for each item it starts that will
-// produce one result, and delivers that result later on s_tvalid/s_tdata; inflight counts the reserved
-// results not yet delivered. Since a result never waits, the block's pipeline never stalls.
+// produce one result, and delivers that result later on s_tvalid/s_tdata; `used` counts the reserved
+// results not yet taken from the FIFO (delivered or not). Since a result never waits, the block's pipeline
+// never stalls.
 //
 // REG_CREDIT = 1 registers credit_ok, one cycle old: since it was computed at most one more item was
-// reserved, so "count + inflight + 1 < DEPTH" then means "count + inflight < DEPTH" now. That keeps the
+// reserved, so "used + 1 < DEPTH" then means "used < DEPTH" now. That keeps the
 // block's s_axis_tready a few gates from flip-flops. REG_CREDIT = 0 computes it combinationally.
 `default_nettype none
 
@@ -29,24 +30,43 @@ module pqhw_credit_fifo #(
 
     localparam int CW = $clog2(DEPTH + 1);
 
-    logic [CW-1:0] fifo_count;
-    logic [CW-1:0] inflight;  // reserved results not yet in the FIFO
+    // used = results in the FIFO + reserved ones not delivered yet: up on reserve, down when one leaves. One
+    // counter and a comparison with a constant, both in plain logic (no carry chains: on ECP5 each costs 4
+    // LUTs beyond its bits; the sum of two counters compared took three of them).
+    logic [CW-1:0] used;
+    wire logic pop = m_axis_tvalid && m_axis_tready;
+
+    function automatic logic [CW-1:0] step(input logic [CW-1:0] x, input logic up);
+        logic c;   // carry (up) or borrow (down) into bit i
+        c = 1'b1;
+        for (int i = 0; i < CW; i++) begin
+            step[i] = x[i] ^ c;
+            c = c & (x[i] ~^ up);
+        end
+    endfunction
+    function automatic logic below(input logic [CW-1:0] x, input int k);   // x < k for a constant k >= 0
+        logic lt, kb;
+        lt = 1'b0;
+        for (int i = 0; i < CW; i++) begin
+            kb = ((k >> i) & 1) != 0;
+            lt = (kb & !x[i]) | ((kb ~^ x[i]) & lt);
+        end
+        below = (k >= (1 << CW)) ? 1'b1 : lt;
+    endfunction
 
     if (REG_CREDIT) begin : g_reg_credit
         always_ff @(posedge clk) begin
-            credit_ok <= !rst && ({1'b0, fifo_count} + {1'b0, inflight} + (CW + 1)'(1)) < (CW + 1)'(DEPTH);
+            credit_ok <= !rst && below(used, DEPTH - 1);
         end
     end else begin : g_comb_credit
-        assign credit_ok = ({1'b0, fifo_count} + {1'b0, inflight}) < (CW + 1)'(DEPTH);
+        assign credit_ok = below(used, DEPTH);
     end
 
     always_ff @(posedge clk) begin
         if (rst) begin
-            inflight <= '0;
-        end else if (reserve && !s_tvalid) begin
-            inflight <= inflight + 1'b1;
-        end else if (s_tvalid && !reserve) begin
-            inflight <= inflight - 1'b1;
+            used <= '0;
+        end else if (reserve != pop) begin
+            used <= step(used, reserve);
         end
     end
 
@@ -59,7 +79,7 @@ module pqhw_credit_fifo #(
         .clk(clk), .rst(rst),
         .s_axis_tdata(s_tdata), .s_axis_tvalid(s_tvalid), .s_axis_tready(fifo_ready),
         .m_axis_tdata(m_axis_tdata), .m_axis_tvalid(m_axis_tvalid), .m_axis_tready(m_axis_tready),
-        .count(fifo_count)
+        .count()
     );
 endmodule
 

@@ -15,6 +15,9 @@
 // register (hw/ecp5_outreg.py). The block RAM's slow clock-to-out then stays inside the FIFO; a beat appears
 // three cycles after it is pushed, and the FIFO still moves one beat a cycle.
 //
+// BLOCK puts the memory in block RAM whatever its size (hw.emit does that for link FIFOs where an idle block
+// RAM saves the distributed RAM's LUTs) and reads it that way.
+//
 // No read ever meets a write to the same word (the memory is never full while the producer may push), so
 // the memory needs no read-during-write logic (no_rw_check).
 `default_nettype none
@@ -23,7 +26,8 @@ module pqhw_fifo #(
     parameter int WIDTH = 8,  // bits per beat (>= 1)
     parameter int DEPTH = 4,  // beats held (>= 1)
     parameter int PIPE_MIN_BITS = 1024, // read through two registers from WIDTH * DEPTH of this many bits
-    parameter bit BYPASS = DEPTH < 3    // an input beat may go straight into an empty head (see below)
+    parameter bit BYPASS = DEPTH < 3,   // an input beat may go straight into an empty head (see below)
+    parameter bit BLOCK = 0             // the memory in block RAM (ram_style "block"), read through two registers
 ) (
     input  wire logic                         clk,
     input  wire logic                         rst,             // synchronous, active high
@@ -47,17 +51,38 @@ module pqhw_fifo #(
     localparam bit WRAP = (2 ** AW) > ((DEPTH + 15) / 16) * 16;   // pointers wrap at DEPTH, not 2**AW
     localparam int SLOTS = WRAP ? DEPTH : 2 ** AW;
 
-    localparam bit PIPE = WIDTH * DEPTH >= PIPE_MIN_BITS;
+    localparam bit PIPE = BLOCK || WIDTH * DEPTH >= PIPE_MIN_BITS;
+    localparam STYLE = BLOCK ? "block" : "auto";   // Yosys reads ram_style; the simulators ignore it
 
-    (* no_rw_check *) logic [WIDTH-1:0] mem [SLOTS];
+    (* no_rw_check, ram_style = STYLE *) logic [WIDTH-1:0] mem [SLOTS];
     logic [AW-1:0] wr_ptr, rd_ptr;
     logic [WIDTH-1:0] head;
     logic head_v;
 
+    // Counting by one in plain logic, not an adder: on ECP5 each adder is a carry chain that costs 4 LUTs
+    // beyond its bits in nextpnr (its entry and exit cells), so a FIFO's four small counters took about 40
+    // LUTs as chains (FINN's TFC_2W2A links, bench.lut_breakdown).
+    function automatic logic [AW-1:0] ptr_inc(input logic [AW-1:0] x);
+        logic c;
+        c = 1'b1;
+        for (int i = 0; i < AW; i++) begin
+            ptr_inc[i] = x[i] ^ c;
+            c = c & x[i];
+        end
+    endfunction
+    function automatic logic [CW-1:0] count_step(input logic [CW-1:0] x, input logic up);
+        logic c;   // carry (up) or borrow (down) into bit i
+        c = 1'b1;
+        for (int i = 0; i < CW; i++) begin
+            count_step[i] = x[i] ^ c;
+            c = c & (x[i] ~^ up);
+        end
+    endfunction
+
     wire logic push = s_axis_tvalid && s_axis_tready;
     wire logic pop  = m_axis_tvalid && m_axis_tready;
-    wire logic [AW-1:0] wr_next = (WRAP && wr_ptr == AW'(DEPTH - 1)) ? AW'(0) : wr_ptr + 1'b1;
-    wire logic [AW-1:0] rd_next = (WRAP && rd_ptr == AW'(DEPTH - 1)) ? AW'(0) : rd_ptr + 1'b1;
+    wire logic [AW-1:0] wr_next = (WRAP && wr_ptr == AW'(DEPTH - 1)) ? AW'(0) : ptr_inc(wr_ptr);
+    wire logic [AW-1:0] rd_next = (WRAP && rd_ptr == AW'(DEPTH - 1)) ? AW'(0) : ptr_inc(rd_ptr);
 
     assign s_axis_tready = (count != CW'(DEPTH));
     assign m_axis_tvalid = head_v;
@@ -70,10 +95,8 @@ module pqhw_fifo #(
             wr_ptr <= '0;
             rd_ptr <= '0;
         end else begin
-            if (push && !pop) begin
-                count <= count + 1'b1;
-            end else if (pop && !push) begin
-                count <= count - 1'b1;
+            if (push != pop) begin
+                count <= count_step(count, push);
             end
             if (wr_adv) begin
                 wr_ptr <= wr_next;
@@ -118,7 +141,11 @@ module pqhw_fifo #(
         logic [WIDTH-1:0] rdata;   // the RAM's read register
         logic rdata_v;
         // count = beats in mem + rdata_v + head_v
-        wire logic mem_has = count > (CW'(head_v) + CW'(rdata_v));
+        // count > head_v + rdata_v, without a comparator's carry chain
+        wire logic [CW+1:0] cx = (CW + 2)'(count);   // two bits wider: bits 1 and 0 exist at any depth
+        wire logic more_than_1 = |(cx >> 1);
+        wire logic more_than_2 = |(cx >> 2) || (cx[1] && cx[0]);
+        wire logic mem_has = (head_v && rdata_v) ? more_than_2 : (head_v || rdata_v) ? more_than_1 : count != '0;
         wire logic take = rdata_v && (!head_v || pop);     // rdata -> head
         wire logic read = mem_has && (!rdata_v || take);   // mem -> rdata
         assign wr_adv = push;

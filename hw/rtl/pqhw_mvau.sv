@@ -113,6 +113,36 @@ module pqhw_mvau #(
         tree_stages = stages;
     endfunction
 
+    // Bits of a tree node after stage k (>= 1): the exact range of the leaves under it, at most ACC_BITS (the
+    // sums wrap modulo 2^ACC_BITS anyway). xnor leaves are 0 or 1, so n of them need clog2(n + 1) unsigned
+    // bits; every other leaf is a signed PW-bit term, n of them PW + clog2(n). A node as wide as the
+    // accumulator cost twice the carry logic and flip-flops of an exact one (LFC_1W1A's 1024-leaf popcounts).
+    function automatic int node_bits(input int k);
+        int n, b;
+        n = FANIN;
+        for (int i = 1; i < 32; i++) begin
+            if (i < k && n < N0) begin
+                n = n * FANIN_UP;
+            end
+        end
+        if (n > N0) begin
+            n = N0;
+        end
+        b = MODE == 0 ? $clog2(n + 1) : PW + $clog2(n);
+        node_bits = b < ACC_BITS ? b : ACC_BITS;
+    endfunction
+
+    // x + 1 in plain logic: the fold counters are a few bits wide, and on ECP5 an adder's carry chain costs 4
+    // LUTs beyond its bits (its entry and exit cells, bench.lut_breakdown). Callers keep the low bits.
+    function automatic logic [31:0] plus1(input logic [31:0] x);
+        logic c;
+        c = 1'b1;
+        for (int i = 0; i < 32; i++) begin
+            plus1[i] = x[i] ^ c;
+            c = c & x[i];
+        end
+    endfunction
+
     if (MODE < 0 || MODE > 3) begin : g_bad_mode
         pqhw_error_mvau_mode_must_be_0_xnor_1_ternary_2_int_3_shift u_err ();
     end
@@ -168,7 +198,15 @@ module pqhw_mvau #(
     logic v_b, first_b, last_b;
     logic [NFW-1:0] nf_b;
 
-    if (NF > 1) begin : g_ibuf
+    if (NF > 1 && SF == 1) begin : g_hold
+        // the whole vector is one beat: x_b itself keeps it for the other folds (no buffer, no multiplexer;
+        // LFC_1W1A's 1,024-bit layers spent a LUT and a flip-flop a bit on them)
+        always_ff @(posedge clk) begin
+            if (fire && from_stream) begin
+                x_b <= s_axis_tdata;
+            end
+        end
+    end else if (NF > 1) begin : g_ibuf
         logic [SIMD*IN_BITS-1:0] ibuf [SF];
         always_ff @(posedge clk) begin
             if (fire && from_stream) begin
@@ -197,13 +235,13 @@ module pqhw_mvau #(
         end else begin
             v_b <= fire;
             if (fire) begin
-                sf <= last_sf ? '0 : sf + 1'b1;
+                sf <= last_sf ? '0 : SFW'(plus1(32'(sf)));
                 last_sf <= last_sf ? (SF == 1) : (sf == SFW'(SF - 2));
                 if (last_sf) begin
-                    nf <= (nf == NFW'(NF - 1)) ? '0 : nf + 1'b1;
+                    nf <= (nf == NFW'(NF - 1)) ? '0 : NFW'(plus1(32'(nf)));
                     from_stream <= (nf == NFW'(NF - 1));
                 end
-                waddr <= (waddr == WAW'(WD - 1)) ? '0 : waddr + 1'b1;
+                waddr <= (waddr == WAW'(WD - 1)) ? '0 : WAW'(plus1(32'(waddr)));
             end
         end
         if (fire) begin
@@ -362,7 +400,8 @@ module pqhw_mvau #(
     end
 
     // ---- adder tree: stage k adds FANIN nodes of stage k-1 (stage 0: the leaves), registered ------------
-    // Node j of lane p after stage k (1..T) at [(((k-1)*PE + p)*N1 + j)*ACC_BITS].
+    // Node j of lane p after stage k (1..T) in the low node_bits(k) bits of [(((k-1)*PE + p)*N1 + j)*ACC_BITS]
+    // (the bits above are never written, so synthesis keeps no flip-flop for them); xnor nodes are unsigned.
     logic [T*PE*N1*ACC_BITS-1:0] tr;
     for (genvar k = 1; k <= T; k++) begin : g_tree
         localparam int SK = FANIN * FANIN_UP**(k-1);                      // leaves per node after stage k
@@ -370,36 +409,54 @@ module pqhw_mvau #(
         localparam int F = k == 1 ? FANIN : FANIN_UP;                       // nodes added per node
         localparam int NK = (N0 + SK - 1) / SK;                            // nodes per lane after stage k
         localparam int NP = (N0 + SP - 1) / SP;                            // nodes per lane before it
+        localparam int NB = node_bits(k);                                  // bits of a node after stage k
+        localparam int NBP = k == 1 ? PW : node_bits(k > 1 ? k - 1 : 1);   // bits of a node before it
         always_ff @(posedge clk) begin
             for (int p = 0; p < PE; p++) begin
                 for (int j = 0; j < NK; j++) begin
-                    logic signed [ACC_BITS-1:0] sum;
-                    logic signed [PW-1:0] lf;  // a leaf, sign-extended by the signed addition
+                    logic signed [NB-1:0] sum;
+                    logic [NB-1:0] usum;
+                    logic signed [NBP-1:0] term;   // a leaf or node, sign-extended by the signed addition
+                    logic [NBP-1:0] uterm;         // xnor: zero-extended
                     sum = '0;
+                    usum = '0;
                     for (int i = 0; i < F; i++) begin
                         if (j*F + i < NP) begin
                             if (k == 1) begin
-                                lf = leaf_t[(p*N0 + j*F + i)*PW +: PW];
-                                /* verilator lint_off WIDTHEXPAND */
-                                /* verilator lint_off WIDTHTRUNC */
-                                sum = sum + lf;  // modulo 2^ACC_BITS when a leaf is wider
-                                /* verilator lint_on WIDTHTRUNC */
-                                /* verilator lint_on WIDTHEXPAND */
+                                uterm = leaf_t[(p*N0 + j*F + i)*PW +: PW];
                             end else begin
-                                sum = sum + $signed(tr[(((k > 1 ? k - 2 : 0)*PE + p)*N1 + j*F + i)*ACC_BITS +: ACC_BITS]);
+                                uterm = tr[(((k > 1 ? k - 2 : 0)*PE + p)*N1 + j*F + i)*ACC_BITS +: NBP];
                             end
+                            term = uterm;
+                            /* verilator lint_off WIDTHEXPAND */
+                            /* verilator lint_off WIDTHTRUNC */
+                            sum = sum + term;     // modulo 2^NB when a leaf is wider (NB capped at ACC_BITS)
+                            usum = usum + uterm;
+                            /* verilator lint_on WIDTHTRUNC */
+                            /* verilator lint_on WIDTHEXPAND */
                         end
                     end
-                    tr[(((k-1)*PE + p)*N1 + j)*ACC_BITS +: ACC_BITS] <= sum;
+                    tr[(((k-1)*PE + p)*N1 + j)*ACC_BITS +: NB] <= MODE == 0 ? usum : sum;
                 end
             end
         end
     end
 
+    localparam int NBT = node_bits(T);
     logic [PE*ACC_BITS-1:0] dot_c;
     always_comb begin
         for (int p = 0; p < PE; p++) begin
-            dot_c[p*ACC_BITS +: ACC_BITS] = tr[(((T-1)*PE + p)*N1)*ACC_BITS +: ACC_BITS];
+            logic signed [NBT-1:0] root;
+            logic [NBT-1:0] uroot;
+            logic signed [ACC_BITS-1:0] ext;   // sign-extended by assignment (no size cast: see the leaves)
+            logic [ACC_BITS-1:0] uext;
+            uroot = tr[(((T-1)*PE + p)*N1)*ACC_BITS +: NBT];
+            root = uroot;
+            /* verilator lint_off WIDTHEXPAND */
+            ext = root;
+            uext = uroot;
+            /* verilator lint_on WIDTHEXPAND */
+            dot_c[p*ACC_BITS +: ACC_BITS] = MODE == 0 ? uext : ext;
         end
     end
 
