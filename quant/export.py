@@ -17,6 +17,7 @@ import torch
 
 from common.qonnx_exec import classes_from_logits, execute, set_batch  # noqa: F401
 from quant.checkpoint import load_run, write_json
+from quant.integer_form import NotIntegerForm, integer_form
 
 
 def logit_scale(model) -> float:
@@ -173,7 +174,11 @@ def export_run(run_dir: Path) -> dict:
     from quant.build import exportable
 
     model, cfg, split = load_run(run_dir)
-    model = exportable(cfg, model).eval()
+    trained = exportable(cfg, model).eval()
+    try:
+        model, form = integer_form(trained), {"integer_form": True}
+    except NotIntegerForm as why:  # exported as trained; its float32 sums may round a near-tie apart
+        model, form = trained, {"integer_form": False, "integer_form_skipped": str(why)}
     out = run_dir / "model.qonnx.onnx"
     with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
         raw = Path(tmp) / "raw.onnx"
@@ -189,6 +194,8 @@ def export_run(run_dir: Path) -> dict:
         mw = ModelWrapper(str(staged))
         scale = logit_scale(model)
         ref = brevitas_integer_logits(model, split.x_test)
+        if model is not trained:  # equal in exact arithmetic; float32 may part them on a near-tie
+            form["near_ties_parted"] = int((brevitas_integer_logits(trained, split.x_test) != ref).any(axis=1).sum())
         got = qonnx_integer_logits(mw, split.x_test, *classifier_scales(model))
         mismatches = int((ref != got).any(axis=1).sum())
         if mismatches:
@@ -200,7 +207,8 @@ def export_run(run_dir: Path) -> dict:
     # hw reads the exported files only: the test split travels beside the model for compile's checks.
     save_test_split(run_dir / TEST_SPLIT, split.x_test, split.y_test)
     report = {"model": str(out), "vectors": len(ref), "mismatches": 0, "logit_scale": scale,
-              "input_dtype": f"UINT{split.input_bits}"}
+              "input_dtype": f"UINT{split.input_bits}",
+              "test_accuracy": float((classes_from_logits(ref) == np.asarray(split.y_test)).mean()), **form}
     if hasattr(model, "removed_channels"):  # dead channels the method removed before export
         report["removed_channels"] = list(model.removed_channels)
     write_json(run_dir / "export.json", report)
