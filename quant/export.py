@@ -15,9 +15,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.errors import UserError
 from common.qonnx_exec import classes_from_logits, execute, set_batch  # noqa: F401
 from quant.checkpoint import load_run, write_json
 from quant.integer_form import NotIntegerForm, integer_form
+
+
+class ExportMismatch(UserError, RuntimeError):
+    """The exported graph would not compute the trained network's integers (or they cannot be read back):
+    `pqhw export` says so in one line and writes nothing."""
 
 
 def logit_scale(model) -> float:
@@ -34,9 +40,9 @@ def to_integers(logits: np.ndarray, scale: float, what: str) -> np.ndarray:
     allowed = np.maximum(1e-2, 16 * 2.0 ** -24 * np.abs(q))
     if q.size and (np.abs(q - r) > allowed).any():
         err = float(np.abs(q - r).max())
-        raise RuntimeError(f"{what}: outputs are not integer multiples of the logit scale (off by {err:.3g})")
+        raise ExportMismatch(f"{what}: outputs are not integer multiples of the logit scale (off by {err:.3g})")
     if q.size and allowed.max() >= 0.25:
-        raise RuntimeError(f"{what}: logits up to {np.abs(q).max():.3g} steps are too large to read back as "
+        raise ExportMismatch(f"{what}: logits up to {np.abs(q).max():.3g} steps are too large to read back as "
                            "integers from float32")
     return r.astype(np.int64)
 
@@ -48,7 +54,7 @@ def on_grid(values, scale: float, what: str) -> np.ndarray:
     r = np.rint(q)
     allowed = np.maximum(1e-3, 4 * 2.0 ** -24 * np.abs(q))
     if q.size and ((np.abs(q - r) > allowed).any() or allowed.max() >= 0.25):
-        raise RuntimeError(f"{what}: values are not integer multiples of the scale {scale:.6g} "
+        raise ExportMismatch(f"{what}: values are not integer multiples of the scale {scale:.6g} "
                            f"(off by {float(np.abs(q - r).max()):.3g})")
     return r.astype(np.int64)
 
@@ -76,7 +82,7 @@ def brevitas_integer_logits(model, x: np.ndarray) -> np.ndarray:
     """Integer logits of a Brevitas network, exact (classifier_integers) from its classifier's input."""
     layer = model.quant_layers()[-1]
     if getattr(layer, "bias", None) is not None:
-        raise RuntimeError("Brevitas: the classifier has a bias; integer logits need a classifier without one")
+        raise ExportMismatch("Brevitas: the classifier has a bias; integer logits need a classifier without one")
     seen = {}
     hook = layer.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0], y=out))
     try:
@@ -86,7 +92,7 @@ def brevitas_integer_logits(model, x: np.ndarray) -> np.ndarray:
     finally:
         hook.remove()
     if seen.get("y") is None or not torch.equal(getattr(seen["y"], "value", seen["y"]), out):
-        raise RuntimeError("Brevitas: the network's output is not its last weight layer's: its logits cannot be "
+        raise ExportMismatch("Brevitas: the network's output is not its last weight layer's: its logits cannot be "
                            "read as integers")
     s_act, s_w = classifier_scales(model)
     x_in = getattr(seen["x"], "value", seen["x"]).numpy()
@@ -107,7 +113,7 @@ def qonnx_integer_logits(model_wrapper, x: np.ndarray, s_act: float, s_w: float)
     plain = node is not None and (node.op_type == "MatMul" or (
         node.op_type == "Gemm" and len(node.input) == 2 and attrs.get("alpha", 1.0) == 1.0))
     if not plain:
-        raise RuntimeError(f"QONNX execution: the graph's output {out} does not come from a MatMul or a Gemm "
+        raise ExportMismatch(f"QONNX execution: the graph's output {out} does not come from a MatMul or a Gemm "
                            f"without bias ({node.op_type if node is not None else 'an input'}); its logits "
                            "cannot be read as integers")
     ctx = execute_context(model_wrapper, x)
@@ -200,7 +206,7 @@ def export_run(run_dir: Path) -> dict:
         mismatches = int((ref != got).any(axis=1).sum())
         if mismatches:
             first = int(np.nonzero((ref != got).any(axis=1))[0][0])
-            raise RuntimeError(f"QONNX execution differs from Brevitas on {mismatches} of {len(ref)} test "
+            raise ExportMismatch(f"QONNX execution differs from Brevitas on {mismatches} of {len(ref)} test "
                                f"vectors; first: test vector {first}: {ref[first].tolist()} vs {got[first].tolist()}"
                                f"{nearest_rounding_tie(model, split.x_test[first:first + 1])}")
         shutil.move(str(staged), out)
