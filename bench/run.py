@@ -25,6 +25,7 @@ BENCHMARKS = {
     "ptq_lenet5": "bench.ptq_ablation:run_lenet5",
     "djpq_hw_cnn": "bench.djpq_hw:run_cnn",
     "djpq_hw_lenet5": "bench.djpq_hw:run_lenet5",
+    "threshold_search": "bench.threshold_search:run",
     "estimates": "bench.estimate_calibration:run",
     "rtl": "bench.rtl_bench:run",
     "sim_speed": "bench.sim_speed:run",
