@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import pytest
 
 from hw.emit import plan, render_top
 from hw.ir import Graph
@@ -24,12 +25,16 @@ def _widest_literal(text: str) -> int:
     return max((int(n) for n in re.findall(r"\b(\d+)'h", text)), default=0)
 
 
-def test_large_threshold_table_goes_to_a_rom_file():
+@pytest.mark.parametrize("how", ["auto", "parallel"])
+def test_large_threshold_table_goes_to_a_rom_file(how):
+    """All thresholds of a row in one word (parallel) or the binary search's stage tables (auto: 255 a row)."""
     g = _graph("UINT8", 255)
+    g = g.model_copy(update={"layers": [g.layers[0].model_copy(update={"threshold_search": how}), g.layers[1]]})
     st = plan(g)[0]
     assert st.rtl.params["MEM_STYLE"] == 1
     assert "T_FILE" in st.rtl.params and "T_INIT" not in st.rtl.params
-    assert st.rtl.params["T_FILE"] in st.rtl.files
+    t_files = [n for n in st.rtl.files if n.startswith(st.rtl.params["T_FILE"])]
+    assert len(t_files) == (1 if how == "parallel" else 8 * 2)  # 8 stages x PE 2 lanes
     assert _widest_literal(render_top(g, plan(g))) <= 65536
 
 
