@@ -136,7 +136,8 @@ def plan(graph: Graph) -> list[Stage]:
         prod.fifo_width = cons.in_width
         prod.dwc = prod.out_n != cons.in_n
         prod.fifo_depth = 0 if one_beat_link(prod, cons, beats_per_vector) else max(2, 2 * beats_per_vector)
-        prod.fifo_block = prod.fifo_depth * prod.fifo_width >= LINK_BLOCK_MIN_BITS
+        # (read through two registers, a FIFO moves a beat a cycle from 4 beats deep; 2 would halve its rate)
+        prod.fifo_block = prod.fifo_depth >= 4 and prod.fifo_depth * prod.fifo_width >= LINK_BLOCK_MIN_BITS
     return stages
 
 

@@ -8,12 +8,14 @@ pytestmark = pytest.mark.sim
 
 
 # 5 and 16: pointers count modulo a power of two; 40: they wrap at DEPTH (64 slots would need more RAM).
-# pipe: read through the RAM's register and the head (the block-RAM form), forced by PIPE_MIN_BITS = 1.
+# pipe: read through the RAM's register and the head (the block-RAM form), forced by PIPE_MIN_BITS = 1;
+# "block": BLOCK = 1, the form hw.emit gives link FIFOs of 512 bits or more (block RAM, read the same way).
 @pytest.mark.parametrize("depth,bits,pipe", [(1, 1, False), (5, 12, False), (16, 2, False), (40, 3, False),
-                                             (5, 12, True), (40, 3, True)])
+                                             (5, 12, True), (40, 3, True), (4, 3, "block"), (16, 5, "block")])
 def test_fifo(depth, bits, pipe, tmp_path, build_root):
     x = np.random.default_rng(depth).integers(0, 1 << bits, (30, 2))
-    params = {"WIDTH": bits, "DEPTH": depth, **({"PIPE_MIN_BITS": 1} if pipe else {})}
+    params = {"WIDTH": bits, "DEPTH": depth, **({"BLOCK": 1} if pipe == "block" else {"PIPE_MIN_BITS": 1} if pipe
+                                               else {})}
     res = run_stream_block("pqhw_fifo", params, x, bits, 1, 1, "icarus", build_root, tmp_path)
     assert res["mismatches"] == 0 and res["frames"] == 30
     assert res["cycles_per_frame"] == (2 if depth > 1 else 4)

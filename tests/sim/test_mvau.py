@@ -115,3 +115,26 @@ def test_codebook_verilator(tmp_path, build_root):
     layer = _every_code_layer(4, 12, 2, 6, "UINT4")
     res = _run(layer, tmp_path, build_root, sim="verilator", n=12)
     assert res["cycles_per_frame"] == _expected(layer) == 4
+
+
+@pytest.mark.parametrize("mode,in_dt,w_dt,w,x_rows", [
+    ("int", "INT4", "INT4", -8, [-8, 7, 0]),        # products +64 and -56: every tree node at its largest sum
+    ("ternary", "UINT4", "INT2", -1, [15, 0, 15]),  # -15 a term: ~x leaves plus their correction leaves
+    ("ternary", "INT3", "INT2", 1, [-4, 3, -4]),
+])
+def test_tree_nodes_at_their_exact_width(mode, in_dt, w_dt, w, x_rows, tmp_path, build_root):
+    """Adder-tree nodes are only as wide as their leaves' range: constant weights and inputs at the extremes
+    put every node at the edge of its width, where one bit too few would wrap."""
+    from hw.kinds.mvau import acc_range
+    from hw.layer_rtl import dtype_fmt
+
+    mh, mw = 2, 24
+    layer = graphs.mvau(np.random.default_rng(7), "l", mode, mh, mw, 1, 24, in_dt, w_dt, nt=0,
+                        weight_memory="rom")
+    layer = layer.model_copy(update={"weights": np.full((mh, mw), w, dtype=int).tolist()})
+    lo, hi = acc_range(layer, dtype_fmt(in_dt))
+    acc = graphs._dtype_name(lo, hi)
+    layer = layer.model_copy(update={"acc_dtype": acc, "output_dtype": acc})
+    x = np.array([np.full(mw, v) for v in x_rows])
+    res = _run(layer, tmp_path, build_root, x=x)
+    assert res["cycles_per_frame"] == _expected(layer) == 2
