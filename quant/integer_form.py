@@ -80,7 +80,7 @@ def _integer_layer(layer: nn.Module) -> tuple[nn.Module, float, int]:
     check = new.quant_weight()
     if float(check.scale) != 1.0 or not torch.equal(check.int().to(torch.float32), ints):
         raise NotIntegerForm("integer weights do not survive their quantizer")
-    return new.eval(), float(qw.scale), int(ints.abs().flatten(1).sum(1).max())
+    return new.eval(), float(qw.scale.detach()), int(ints.abs().flatten(1).sum(1).max())
 
 
 def _act_quant(bits: int, signed: bool):
