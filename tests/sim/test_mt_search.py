@@ -46,7 +46,8 @@ def test_search_matches_reference(case, tmp_path, build_root):
 @pytest.mark.parametrize("in_dt,channels,pe,nt,shared,sim", [
     ("UINT8", 8, 4, 255, False, "icarus"),     # 8-bit in and out, per-channel rows
     ("INT6", 6, 3, 40, True, "icarus"),        # shared row of 40 (padded to 63), signed input
-    ("INT8", 16, 2, 255, False, "verilator"),  # (a 40,800-bit table literal: more than Icarus takes as -P)
+    pytest.param("INT8", 16, 2, 255, False, "verilator", marks=pytest.mark.slow),  # a 40,800-bit table literal:
+    # more than Icarus takes as -P; a Verilator build takes 1-2 minutes on the shared machine
 ])
 def test_standalone_threshold_search(in_dt, channels, pe, nt, shared, sim, tmp_path, build_root):
     layer = graphs.threshold(np.random.default_rng(nt), "t", channels, pe, in_dt, nt, shared, bias=-3, edge=True)
