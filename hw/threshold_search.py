@@ -25,9 +25,6 @@ from hw.resources import Memory
 # below either, pqhw_mt's comparators are few or its table is logic anyway (see README, Thresholds).
 SEARCH_MIN_NT = 15
 SEARCH_MIN_TABLE_BITS = 4096
-# A stage table of at least this many bits is block RAM for hw.estimate (its ROM_BRAM_MIN_BITS); its word is
-# registered before the comparison, so the RAM's own output register can hold it (hw/ecp5_outreg.py).
-WREG_MIN_BITS = 4096
 
 
 def stages(nt: int) -> int:
@@ -78,10 +75,11 @@ def stage_tables(t: np.ndarray, pe: int, th_bits: int) -> list[list[list[int]]]:
 
 
 def wreg_stages(tables: list[list[list[int]]], th_bits: int, style: int) -> int:
-    """Deepest stages whose table is block RAM (a ROM of WREG_MIN_BITS or more): their word is registered."""
-    if style == STYLE_CONST:
-        return 0
-    return sum(1 for stage in tables if len(stage[0]) * th_bits >= WREG_MIN_BITS)
+    """Stages whose word is registered before the comparison: every stage of ROM tables. Yosys puts small ROMs
+    in block RAM too (the digits w4a4 MLP's 4-word stage tables: a DP16KD read, 5.6 ns, then the comparator
+    into the next stage's address was its critical path, 85.3 MHz), so a ROM stage's word always comes from a
+    register, which the RAM's own output register can be (hw/ecp5_outreg.py)."""
+    return 0 if style == STYLE_CONST else len(tables)
 
 
 def search_params(t: np.ndarray, pe: int, th_bits: int, style: int, prefix: str) -> tuple[dict, dict[str, str]]:
