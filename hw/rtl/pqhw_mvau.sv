@@ -411,6 +411,7 @@ module pqhw_mvau #(
         localparam int NP = (N0 + SP - 1) / SP;                            // nodes per lane before it
         localparam int NB = node_bits(k);                                  // bits of a node after stage k
         localparam int NBP = k == 1 ? PW : node_bits(k > 1 ? k - 1 : 1);   // bits of a node before it
+        localparam int NBN = NBP < ACC_BITS ? NBP : ACC_BITS;              // = NBP where k > 1 (nodes are capped)
         always_ff @(posedge clk) begin
             for (int p = 0; p < PE; p++) begin
                 for (int j = 0; j < NK; j++) begin
@@ -423,9 +424,9 @@ module pqhw_mvau #(
                     for (int i = 0; i < F; i++) begin
                         if (j*F + i < NP) begin
                             if (k == 1) begin
-                                uterm = leaf_t[(p*N0 + j*F + i)*PW +: PW];
+                                uterm = NBP'(leaf_t[(p*N0 + j*F + i)*PW +: PW]);  // NBP = PW at stage 1
                             end else begin
-                                uterm = tr[(((k > 1 ? k - 2 : 0)*PE + p)*N1 + j*F + i)*ACC_BITS +: NBP];
+                                uterm = NBP'(tr[(((k > 1 ? k - 2 : 0)*PE + p)*N1 + j*F + i)*ACC_BITS +: NBN]);
                             end
                             term = uterm;
                             /* verilator lint_off WIDTHEXPAND */
