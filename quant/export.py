@@ -32,30 +32,33 @@ def logit_scale(model) -> float:
     return s_act * s_w
 
 
+def _grid(values, scale: float, floor: float, ulps: int):
+    """values / scale, its nearest integers, and how far each may be from them after float32 rounding:
+    `ulps` roundings of relative 2**-24, but never less than `floor` of a step."""
+    q = np.asarray(values, dtype=np.float64) / scale
+    return q, np.rint(q), np.maximum(floor, ulps * 2.0 ** -24 * np.abs(q))
+
+
 def to_integers(logits: np.ndarray, scale: float, what: str) -> np.ndarray:
     """Integer logits from float32 ones: exact as long as float32 rounding (relative 2**-24 per operation,
     a few operations deep) stays well below half a step, which holds for accumulators below ~2**20."""
-    q = np.asarray(logits, dtype=np.float64) / scale
-    r = np.round(q)
-    allowed = np.maximum(1e-2, 16 * 2.0 ** -24 * np.abs(q))
+    q, r, allowed = _grid(logits, scale, 1e-2, 16)
     if q.size and (np.abs(q - r) > allowed).any():
         err = float(np.abs(q - r).max())
         raise ExportMismatch(f"{what}: outputs are not integer multiples of the logit scale (off by {err:.3g})")
     if q.size and allowed.max() >= 0.25:
         raise ExportMismatch(f"{what}: logits up to {np.abs(q).max():.3g} steps are too large to read back as "
-                           "integers from float32")
+                             "integers from float32")
     return r.astype(np.int64)
 
 
 def on_grid(values, scale: float, what: str) -> np.ndarray:
     """The integers q of float32 values q * scale. Each is one rounding of q * scale, so q comes back exactly
     while |q| stays far below 2**22; anything further off is not on the grid, and said so."""
-    q = np.asarray(values, dtype=np.float64) / scale
-    r = np.rint(q)
-    allowed = np.maximum(1e-3, 4 * 2.0 ** -24 * np.abs(q))
+    q, r, allowed = _grid(values, scale, 1e-3, 4)
     if q.size and ((np.abs(q - r) > allowed).any() or allowed.max() >= 0.25):
         raise ExportMismatch(f"{what}: values are not integer multiples of the scale {scale:.6g} "
-                           f"(off by {float(np.abs(q - r).max()):.3g})")
+                             f"(off by {float(np.abs(q - r).max()):.3g})")
     return r.astype(np.int64)
 
 
@@ -93,7 +96,7 @@ def brevitas_integer_logits(model, x: np.ndarray) -> np.ndarray:
         hook.remove()
     if seen.get("y") is None or not torch.equal(getattr(seen["y"], "value", seen["y"]), out):
         raise ExportMismatch("Brevitas: the network's output is not its last weight layer's: its logits cannot be "
-                           "read as integers")
+                             "read as integers")
     s_act, s_w = classifier_scales(model)
     x_in = getattr(seen["x"], "value", seen["x"]).numpy()
     w = layer.quant_weight().value.detach().numpy()
@@ -114,8 +117,8 @@ def qonnx_integer_logits(model_wrapper, x: np.ndarray, s_act: float, s_w: float)
         node.op_type == "Gemm" and len(node.input) == 2 and attrs.get("alpha", 1.0) == 1.0))
     if not plain:
         raise ExportMismatch(f"QONNX execution: the graph's output {out} does not come from a MatMul or a Gemm "
-                           f"without bias ({node.op_type if node is not None else 'an input'}); its logits "
-                           "cannot be read as integers")
+                             f"without bias ({node.op_type if node is not None else 'an input'}); its logits "
+                             "cannot be read as integers")
     ctx = execute_context(model_wrapper, x)
     a, b = ctx[node.input[0]], ctx[node.input[1]]
     a = a.T if attrs.get("transA", 0) else a
