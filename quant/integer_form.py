@@ -115,6 +115,8 @@ def integer_form(model: nn.Module) -> nn.Module:
     [-> flatten] ... -> classifier) in the integer form; raises NotIntegerForm for anything else."""
     import copy
 
+    if not isinstance(getattr(model, "body", None), nn.Sequential):
+        raise NotIntegerForm(f"{type(model).__name__} has no Sequential body of layers")
     blocks = list(model.body)
     out: list[nn.Module] = []
     s_in, top_in = 1.0, 255  # scale and largest |level| of the current tensor's integers (pixels: <= 8 bits)

@@ -99,3 +99,12 @@ def test_a_network_outside_the_form_is_named():
     net.body.append(torch.nn.ReLU())
     with pytest.raises(NotIntegerForm, match="modules after the classifier|ReLU"):
         integer_form(net)
+
+
+def test_a_network_not_built_by_pqhw_is_named():
+    """FINN's reference TFC (brevitas_examples) keeps its layers in lists, not one Sequential body."""
+    from brevitas_examples.bnn_pynq.models import model_with_cfg
+
+    tfc, _ = model_with_cfg("tfc_2w2a", pretrained=False)
+    with pytest.raises(NotIntegerForm, match="FC has no Sequential body"):
+        integer_form(tfc.eval())
